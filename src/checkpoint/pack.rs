@@ -1,0 +1,1 @@
+//! The checkpoint pack: writer, reader, verification.

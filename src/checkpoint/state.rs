@@ -1,0 +1,1 @@
+//! The snapshot state file: written by `snapshot`, read by `save`.

@@ -1,0 +1,1 @@
+//! Walks and hashes a build tree into a [`Manifest`](super::Manifest).
