@@ -451,10 +451,11 @@ pub fn open_container(
         detail,
     };
     let read_err = |op: &str, source: io::Error| {
-        if matches!(
-            source.kind(),
-            io::ErrorKind::NotFound | io::ErrorKind::NotADirectory
-        ) {
+        // ENOTDIR: a path component is a file (`io::ErrorKind::NotADirectory`
+        // needs Rust 1.83).
+        if source.kind() == io::ErrorKind::NotFound
+            || source.raw_os_error() == Some(nix::errno::Errno::ENOTDIR as i32)
+        {
             FormatError::Missing {
                 role,
                 path: path.to_owned(),

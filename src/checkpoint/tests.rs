@@ -1171,3 +1171,29 @@ mod random {
         }
     }
 }
+
+#[test]
+fn reader_is_sync_and_a_stale_temp_file_is_replaced() {
+    fn assert_sync<T: Sync + Send>() {}
+    assert_sync::<PackReader>();
+
+    let fx = small_fixture();
+    let out = fx.root.parent().unwrap().join("out");
+    std::fs::create_dir_all(&out).unwrap();
+    std::fs::write(
+        out.join(format!(".{PACK_FILE_NAME}.tmp")),
+        b"left by a killed save",
+    )
+    .unwrap();
+    write(&fx, &out, &opts(3, 1 << 20));
+    assert_eq!(leftovers(&out), vec![PACK_FILE_NAME.to_string()]);
+    open_and_verify(&out).unwrap();
+}
+
+#[test]
+fn a_file_in_place_of_a_directory_is_missing() {
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::write(tmp.path().join("f"), b"x").unwrap();
+    let e = PackReader::open(&tmp.path().join("f/checkpoint.nckp")).unwrap_err();
+    assert_eq!(e.exit_code(), ExitCode::CheckpointMissing, "{e}");
+}
