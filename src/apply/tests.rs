@@ -991,3 +991,50 @@ fn cursor_reuses_and_refuses() {
         }
     );
 }
+
+#[test]
+fn a_symlink_within_the_tree_is_not_followed_either() {
+    let f = fixture();
+    let r = &f.root;
+    std::fs::create_dir_all(r.join("real/deep")).unwrap();
+    std::os::unix::fs::symlink("real", r.join("alias")).unwrap();
+    let mut before = snapshot(r);
+    let mut b = Builder::default();
+    b.file("alias/deep/f", b"through a link", 0o644, T1)
+        .retime("alias/deep", Kind::Dir, 0o700, T1);
+    let err = run(r, &b, FRESH).unwrap_err();
+    assert!(
+        matches!(&err, ApplyError::SymlinkInTheWay { symlink, .. } if symlink == &r.join("alias")),
+        "{err:?}"
+    );
+    let mut after = snapshot(r);
+    after.remove(&r.join(MARKER));
+    // The marker changed the root's own mtime.
+    after.remove(r);
+    before.remove(r);
+    assert_eq!(after, before);
+}
+
+/// `cargo test --release --lib apply::tests::many_small_files -- --ignored --nocapture`
+#[test]
+#[ignore]
+fn many_small_files() {
+    let f = fixture();
+    let mut b = Builder::default();
+    for d in 0..1000 {
+        let dir = format!("d{d:04}");
+        b.dir(&dir, 0o755, T1);
+        for i in 0..100 {
+            b.file(
+                &format!("{dir}/f{i:03}.o"),
+                format!("{d}/{i}").as_bytes(),
+                0o644,
+                T2,
+            );
+        }
+    }
+    let plan = b.plan(FRESH);
+    let start = std::time::Instant::now();
+    let stats = apply(&f.root, &plan, &b.blobs, &Rewriter::identity()).unwrap();
+    eprintln!("{stats:?} in {:?}", start.elapsed());
+}
