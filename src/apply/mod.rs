@@ -155,8 +155,8 @@ pub fn apply_with(
     rewriter: &Rewriter,
     options: &ApplyOptions,
 ) -> Result<ApplyReport, ApplyError> {
-    preflight::check(root, plan)?;
     check_no_interrupted_restore(root)?;
+    preflight::check(root, plan)?;
     let safe = SafeRoot::open(root).map_err(|errno| ApplyError::Io {
         op: Op::OpenRoot,
         path: root.to_path_buf(),
