@@ -258,6 +258,8 @@ fn union<'a>(p: &'a [Entry], b: &'a [Entry], c: &'a [Entry]) -> Vec<Row<'a>> {
 
 struct Planner<'a> {
     rows: Vec<Row<'a>>,
+    /// The row of each row's parent directory, `None` at the top level.
+    parents: Vec<Option<usize>>,
 }
 
 impl<'a> Planner<'a> {
@@ -267,9 +269,20 @@ impl<'a> Planner<'a> {
             .ok()
     }
 
+    fn new(rows: Vec<Row<'a>>) -> Self {
+        let mut planner = Planner {
+            rows,
+            parents: Vec::new(),
+        };
+        planner.parents = (0..planner.rows.len())
+            .map(|i| planner.find_parent(i))
+            .collect();
+        planner
+    }
+
     /// The row of the parent directory (every parent of a manifest entry is
     /// in the same manifest, hence a row).
-    fn parent(&self, i: usize) -> Option<usize> {
+    fn find_parent(&self, i: usize) -> Option<usize> {
         let bytes = self.rows[i].path.as_bytes();
         let slash = bytes.iter().rposition(|&b| b == b'/')?;
         let parent = self.find(&bytes[..slash]);
@@ -295,7 +308,7 @@ impl<'a> Planner<'a> {
                 row.d = Decision::NotEmpty;
             }
             if row.d != Decision::Remove {
-                if let Some(parent) = self.parent(i) {
+                if let Some(parent) = self.parents[i] {
                     kept_below[parent] = true;
                 }
             }
@@ -309,7 +322,7 @@ impl<'a> Planner<'a> {
         // written below it.
         let mut closed: Vec<Option<(usize, bool)>> = vec![None; self.rows.len()];
         for i in 0..self.rows.len() {
-            let inherited = self.parent(i).and_then(|parent| closed[parent]);
+            let inherited = self.parents[i].and_then(|parent| closed[parent]);
             let row = &mut self.rows[i];
             closed[i] = match inherited {
                 Some((ancestor, not_dir)) => {
@@ -486,9 +499,7 @@ impl<'a> Planner<'a> {
 /// the current time. Pure and deterministic; one merge pass over the three
 /// sorted manifests plus `O(log n)` look-ups per entry.
 pub fn plan(before: &Manifest, after: &Manifest, now_tree: &Manifest, now: Timestamp) -> Plan {
-    let mut planner = Planner {
-        rows: union(before.entries(), after.entries(), now_tree.entries()),
-    };
+    let mut planner = Planner::new(union(before.entries(), after.entries(), now_tree.entries()));
     planner.keep_nonempty_dirs();
     planner.block_under_non_dirs();
     planner.freshen_symlink_targets();
