@@ -186,3 +186,174 @@ fn make_mode_change_regenerates_what_depends_on_it() {
     assert_incremental(&outcome, set(["main.c"]));
     assert!(outcome.output.contains("(exec)"), "{}", outcome.output);
 }
+
+/// A CMake project configured out of source into `build/` and built with
+/// Ninja, as nixpkgs' cmake hook does: nixpkgs' own algorithm restores a
+/// stale binary here, because it only looks at the current directory.
+fn write_cmake_project(dir: &Path) {
+    let files: &[(&str, &str)] = &[
+        ("CMakeLists.txt", "cmake_minimum_required(VERSION 3.13)\nproject(demo C)\nadd_executable(app main.c util.c)\n"),
+        ("util.h", "int twice(int x);\n#define GREETING \"hello\"\n"),
+        ("util.c", "#include \"util.h\"\nint twice(int x) { return 2 * x; }\n"),
+        ("main.c", "#include <stdio.h>\n#include \"util.h\"\nint main(void) { printf(\"%s %d\\n\", GREETING, twice(21)); return 0; }\n"),
+    ];
+    for (name, content) in files {
+        std::fs::write(dir.join(name), content).unwrap();
+    }
+}
+
+/// Units ninja says it compiled: `[1/3] Building C object CMakeFiles/app.dir/main.c.o`.
+fn ninja_compiled(log: &str) -> BTreeSet<String> {
+    log.lines()
+        .filter_map(|l| l.split("Building C object ").nth(1))
+        .filter_map(|obj| {
+            obj.trim()
+                .rsplit('/')
+                .next()?
+                .strip_suffix(".o")
+                .map(str::to_string)
+        })
+        .collect()
+}
+
+fn incremental_cmake(edit: impl Fn(&Path)) -> Outcome {
+    let ws = Workspace::new();
+    let v1 = ws.dir.path().join("v1");
+    std::fs::create_dir(&v1).unwrap();
+    write_cmake_project(&v1);
+    let v2 = ws.dir.path().join("v2");
+    unpack(&v1, &v2);
+    edit(&v2);
+    let project = ws.root().join("project");
+    let configure =
+        "mkdir build && cd build && cmake -G Ninja -DCMAKE_BUILD_TYPE=Release .. >/dev/null";
+
+    ws.fresh_root();
+    unpack(&v1, &project);
+    sh(&project, configure);
+    ws.snapshot();
+    sh(&project, "ninja -C build");
+    let checkpoint = ws.save("v1-checkpoint");
+
+    ws.fresh_root();
+    unpack(&v2, &project);
+    sh(&project, configure);
+    ws.snapshot();
+    ws.restore(&checkpoint);
+    let log = sh(&project, "ninja -C build");
+    let app = std::fs::read(project.join("build/app")).unwrap();
+    let output = sh(&project, "build/app");
+
+    ws.fresh_root();
+    unpack(&v2, &project);
+    sh(&project, configure);
+    sh(&project, "ninja -C build");
+    let clean_app = std::fs::read(project.join("build/app")).unwrap();
+    assert_eq!(output, sh(&project, "build/app"));
+    ws.assert_canary_intact();
+    Outcome {
+        compiled: ninja_compiled(&log),
+        app,
+        clean_app,
+        output,
+    }
+}
+
+#[test]
+fn cmake_out_of_source_changed_source_is_rebuilt() {
+    let outcome = incremental_cmake(|d| {
+        std::fs::write(
+            d.join("util.c"),
+            "#include \"util.h\"\nint twice(int x) { return x * 3; }\n",
+        )
+        .unwrap()
+    });
+    assert_incremental(&outcome, set(["util.c"]));
+    assert!(outcome.output.contains("hello 63"), "{}", outcome.output);
+}
+
+#[test]
+fn cmake_changed_header_rebuilds_its_includers() {
+    let outcome = incremental_cmake(|d| {
+        std::fs::write(
+            d.join("util.h"),
+            "int twice(int x);\n#define GREETING \"howdy\"\n",
+        )
+        .unwrap()
+    });
+    assert_incremental(&outcome, set(["main.c", "util.c"]));
+    assert!(outcome.output.contains("howdy"), "{}", outcome.output);
+}
+
+#[test]
+fn cmake_no_change_rebuilds_nothing() {
+    let outcome = incremental_cmake(|_| {});
+    assert_incremental(&outcome, set([]));
+}
+
+#[test]
+fn dry_run_prints_the_plan_and_changes_nothing() {
+    let ws = Workspace::new();
+    let src = ws.dir.path().join("src");
+    write_make_project_into(&src);
+    let project = ws.root().join("project");
+    ws.fresh_root();
+    unpack(&src, &project);
+    ws.snapshot();
+    sh(&project, "make");
+    let checkpoint = ws.save("cp");
+    ws.fresh_root();
+    unpack(&src, &project);
+    std::fs::write(project.join("util.c"), "int twice(int x) { return x; }\n").unwrap();
+    let before = snapshot_of(&ws.root());
+    let root = ws.root();
+    let out = ws.run_ok(&[
+        "restore",
+        "--dry-run",
+        "--root",
+        root.to_str().unwrap(),
+        checkpoint.to_str().unwrap(),
+    ]);
+    let plan = String::from_utf8_lossy(&out.stdout);
+    assert!(plan_has(&plan, "create", "project/main.o"), "{plan}");
+    assert!(plan_has(&plan, "fresh", "project/util.c"), "{plan}");
+    assert!(plan_has(&plan, "retime", "project/main.c"), "{plan}");
+    assert_eq!(
+        before,
+        snapshot_of(&ws.root()),
+        "--dry-run must not change the tree"
+    );
+}
+
+/// Whether the printed plan has a line `<action> <kind> <path>[ (reason)]`.
+fn plan_has(plan: &str, action: &str, path: &str) -> bool {
+    plan.lines()
+        .any(|l| l.starts_with(action) && l.split_whitespace().nth(2) == Some(path))
+}
+
+fn write_make_project_into(dir: &Path) {
+    std::fs::create_dir_all(dir).unwrap();
+    write_make_project(dir);
+}
+
+/// Every entry's path, content and mtime, to compare trees exactly.
+fn snapshot_of(root: &Path) -> Vec<(String, Vec<u8>, filetime::FileTime)> {
+    walkdir::WalkDir::new(root)
+        .sort_by_file_name()
+        .into_iter()
+        .map(|e| {
+            let e = e.unwrap();
+            let meta = e.path().symlink_metadata().unwrap();
+            let content = if meta.is_file() {
+                std::fs::read(e.path()).unwrap()
+            } else {
+                Vec::new()
+            };
+            (
+                e.path().display().to_string(),
+                content,
+                filetime::FileTime::from_last_modification_time(&meta),
+            )
+        })
+        .collect()
+}
