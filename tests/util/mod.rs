@@ -60,6 +60,19 @@ impl Workspace {
             .unwrap()
     }
 
+    /// Runs nix-checkpoint with `args` and extra environment variables.
+    pub fn run_env(&self, args: &[&str], env: &[(&str, &str)]) -> Output {
+        let mut cmd = Command::new(bin());
+        cmd.args(args)
+            .env_remove("NIX_BUILD_TOP")
+            .env_remove("out")
+            .env_remove("outputs");
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        cmd.output().unwrap()
+    }
+
     pub fn run_ok(&self, args: &[&str]) -> Output {
         let out = self.run(args);
         assert!(
