@@ -1,0 +1,151 @@
+//! Relocating real gcc -O2 objects: the object built with hash h1, relocated
+//! h1 -> h2, must equal byte for byte the object built with h2. gcc must be
+//! installed: a missing gcc fails the test.
+
+use nix_checkpoint::build_info::BuildInfo;
+use nix_checkpoint::store_path::rewrite::Rewriter;
+use nix_checkpoint::store_path::{StorePath, NIX_BASE32};
+use std::path::Path;
+use std::process::Command;
+
+/// Uses of OUT as gcc stores them: strcpy/memcpy of long strings (16-byte
+/// vector constants and 8-byte `movabs` immediates), struct initialisers,
+/// at every alignment of the path, and gnulib's localcharset.c style.
+fn source() -> String {
+    let mut c = String::from(
+        "#include <string.h>\n#include <stdlib.h>\nstruct s { char a[96]; char b[96]; };\n",
+    );
+    for p in 0..8 {
+        let pre = "P".repeat(p);
+        c += &format!(
+            "void f{p}(char *b) {{ strcpy(b, \"{pre}\" OUT \"/share/locale/xx\"); }}\n\
+             void g{p}(char *b) {{ memcpy(b, \"{pre}\" OUT \"/lib\", sizeof(\"{pre}\" OUT \"/lib\")); }}\n\
+             void k{p}(struct s *q) {{ struct s v = {{ \"{pre}\" OUT \"/share/locale\", \"{pre}\" OUT \"/lib/charset.alias\" }}; *q = v; }}\n"
+        );
+    }
+    c += r#"
+#define LIBDIR OUT "/lib"
+const char *charset_dir(void) {
+    const char *dir = getenv("CHARSETALIASDIR");
+    if (dir == NULL || dir[0] == '\0') dir = LIBDIR;
+    return dir;
+}
+char *alias_file(void) {
+    static char buf[256];
+    strcpy(buf, LIBDIR "/charset.alias");
+    return buf;
+}
+"#;
+    c
+}
+
+fn compile(dir: &Path, hash: &str) -> Vec<u8> {
+    let status = Command::new("gcc")
+        .current_dir(dir)
+        .args(["-O2", "-c", "-w", "-frandom-seed=nix-checkpoint"])
+        .arg(format!("-DOUT=\"/nix/store/{hash}-hello-2.10\""))
+        .args(["t.c", "-o", "t.o"])
+        .status()
+        .expect("gcc must be installed to run this test");
+    assert!(status.success(), "gcc failed");
+    std::fs::read(dir.join("t.o")).unwrap()
+}
+
+fn info(hash: &str) -> BuildInfo {
+    let path = format!("/nix/store/{hash}-hello-2.10");
+    BuildInfo {
+        root: b"/build".to_vec(),
+        store_dir: b"/nix/store".to_vec(),
+        outputs: vec![(
+            "out".into(),
+            StorePath::parse(b"/nix/store", path.as_bytes()).unwrap(),
+        )],
+        dependencies: vec![],
+    }
+}
+
+struct Rng(u64);
+
+impl Rng {
+    fn hash(&mut self) -> String {
+        (0..32)
+            .map(|_| {
+                // splitmix64
+                self.0 = self.0.wrapping_add(0x9e3779b97f4a7c15);
+                let mut z = self.0;
+                z = (z ^ (z >> 30)).wrapping_mul(0xbf58476d1ce4e5b9);
+                z = (z ^ (z >> 27)).wrapping_mul(0x94d049bb133111eb);
+                z ^= z >> 31;
+                NIX_BASE32[(z % 32) as usize] as char
+            })
+            .collect()
+    }
+}
+
+#[test]
+fn relocated_gcc_objects_equal_fresh_ones() {
+    let seed = std::env::var("REWRITE_GCC_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos() as u64
+        });
+    eprintln!("REWRITE_GCC_SEED={seed}");
+    let mut rng = Rng(seed);
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("t.c"), source()).unwrap();
+    for pair in 0..32 {
+        let (h1, h2) = (rng.hash(), rng.hash());
+        let a = compile(dir.path(), &h1);
+        let b = compile(dir.path(), &h2);
+        assert_eq!(a.len(), b.len());
+        assert_ne!(a, b, "the objects must embed the hash");
+        let (i1, i2) = (info(&h1), info(&h2));
+
+        let mut moved = a.clone();
+        let ranges = Rewriter::relocating(&i1, &i2)
+            .unwrap()
+            .rewrite_in_place(&mut moved);
+        let whole = a.windows(32).filter(|w| *w == h1.as_bytes()).count();
+        assert!(
+            ranges > whole,
+            "pair {pair}: expected fragments besides {whole} whole hashes, got {ranges} ranges"
+        );
+        if moved != b {
+            let at = moved.iter().zip(&b).position(|(x, y)| x != y).unwrap();
+            let show = |v: &[u8]| {
+                String::from_utf8_lossy(&v[at.saturating_sub(16)..(at + 16).min(v.len())])
+                    .into_owned()
+            };
+            panic!(
+                "pair {pair} ({h1} -> {h2}): relocated object differs at {at}: {:?} vs {:?}",
+                show(&moved),
+                show(&b)
+            );
+        }
+        let (mut ma, mut mb) = (a.clone(), b.clone());
+        Rewriter::masking(&i1).rewrite_in_place(&mut ma);
+        Rewriter::masking(&i2).rewrite_in_place(&mut mb);
+        if let Some(at) = ma.iter().zip(&mb).position(|(x, y)| x != y) {
+            let show = |v: &[u8]| {
+                String::from_utf8_lossy(&v[at.saturating_sub(24)..(at + 24).min(v.len())])
+                    .into_owned()
+            };
+            panic!(
+                "pair {pair} ({h1} -> {h2}): masked objects differ at {at}: {:?} vs {:?} (unmasked {:?} vs {:?})",
+                show(&ma),
+                show(&mb),
+                show(&a),
+                show(&b)
+            );
+        }
+        assert_eq!(
+            Rewriter::masking(&i1).hash(&a),
+            Rewriter::masking(&i2).hash(&b),
+            "pair {pair}: masked hashes"
+        );
+    }
+}
