@@ -293,10 +293,11 @@ genericBuild() {
       distPhase) [ -n "${doDist:-}" ] || continue ;;
     esac
     showPhaseHeader "$curPhase"
-    local t0=$SECONDS
+    local t0=${EPOCHREALTIME/[,.]/}
     # A phase may be overridden by a variable of the same name (a script).
     if [ -n "${!curPhase:-}" ]; then eval "${!curPhase}"; else "$curPhase"; fi
-    echo "=== $curPhase done in $((SECONDS - t0))s"
+    local t1=${EPOCHREALTIME/[,.]/}
+    printf '=== %s done in %d.%03ds\n' "$curPhase" $(((t1 - t0) / 1000000)) $((((t1 - t0) / 1000) % 1000))
     # unpackPhase changes directory; later phases run in the source root.
   done
 }
