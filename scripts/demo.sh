@@ -14,7 +14,9 @@ repo=$PWD
 ./scripts/setup.sh
 
 echo "== building the engine (static release)"
-if [ -x scripts/build-static.sh ]; then
+if [ -n "${NIX_CHECKPOINT_BIN:-}" ]; then
+  bin=$NIX_CHECKPOINT_BIN   # a binary built elsewhere
+elif [ -x scripts/build-static.sh ]; then
   bin=$(./scripts/build-static.sh)
 else
   target=$(rustc -vV | sed -n 's/^host: //p')
