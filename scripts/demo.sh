@@ -43,7 +43,7 @@ timed() { # ATTR: build and print the wall time in seconds
   t0=$(date +%s.%N); nb "$1" > "$work/$1.out"; t1=$(date +%s.%N)
   echo "$t1 - $t0" | bc 2>/dev/null || awk "BEGIN { print $t1 - $t0 }"
 }
-phase() { grep -o "=== $2 done in [0-9.]*s" "$work/$1.log" | awk '{ print $5 }'; }
+phase() { grep -o "=== $2 done in [0-9.]*s" "$work/$1.log" | awk '{ sub(/s$/, "", $5); print $5 }'; }
 compiledUnits() {
   awk '/^=== buildPhase$/ { p = 1 } p && /^nix-checkpoint-test: compiled / { print $3 }' "$work/$1.log" \
     | sed 's|^[^/]*/||' | sort -u | tr '\n' ' '
@@ -61,10 +61,10 @@ plain_out=$(cat "$work/changedHello.out") inc_out=$(cat "$work/incremental.out")
 n_plain=$(compiledUnits changedHello | wc -w)
 cat <<REPORT
 
-                          whole build   build phase   compiled units
-  prepareCheckpointBuild  $(printf '%9.1fs' "$t_ck")   $(printf '%10ss' "$(phase helloCheckpoint buildPhase)")   $(compiledUnits helloCheckpoint | wc -w)
-  changed hello, plain    $(printf '%9.1fs' "$t_plain")   $(printf '%10ss' "$(phase changedHello buildPhase)")   $n_plain
-  changed hello, restored $(printf '%9.1fs' "$t_inc")   $(printf '%10ss' "$(phase incremental buildPhase)")   $(compiledUnits incremental | wc -w)
+                          whole build   configure   build phase   compiled units
+  prepareCheckpointBuild  $(printf '%9.1fs' "$t_ck")   $(printf '%8ss' "$(phase helloCheckpoint configurePhase)")   $(printf '%10ss' "$(phase helloCheckpoint buildPhase)")   $(compiledUnits helloCheckpoint | wc -w)
+  changed hello, plain    $(printf '%9.1fs' "$t_plain")   $(printf '%8ss' "$(phase changedHello configurePhase)")   $(printf '%10ss' "$(phase changedHello buildPhase)")   $n_plain
+  changed hello, restored $(printf '%9.1fs' "$t_inc")   $(printf '%8ss' "$(phase incremental configurePhase)")   $(printf '%10ss' "$(phase incremental buildPhase)")   $(compiledUnits incremental | wc -w)
 
   recompiled with the checkpoint: $(compiledUnits incremental)
   checkpoint: $ck/checkpoint.nckp, $(du -h "$ck/checkpoint.nckp" | cut -f1) ($(stat -c %s "$ck/checkpoint.nckp") bytes)
