@@ -15,5 +15,7 @@ for a in "$@"; do
       fi ;;
   esac
 done
+# No GNU build-id, like nixpkgs' ld-wrapper without separateDebugInfo (Debian's
+# gcc adds one, a hash of the whole binary, own store path included).
 # shellcheck disable=SC2086
-exec "$real" ${NIX_CFLAGS_COMPILE:-} "$@"
+exec "$real" ${NIX_CFLAGS_COMPILE:-} -Wl,--build-id=none "$@"
