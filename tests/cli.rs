@@ -1,0 +1,321 @@
+//! The command line as a program sees it: exit codes, messages that name
+//! the file, `--json` summaries, and restore's fallbacks.
+
+mod util;
+
+use std::path::Path;
+use util::*;
+
+fn code(out: &std::process::Output) -> i32 {
+    out.status.code().expect("exited normally")
+}
+
+fn stderr(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// A tiny tree built once: `src/a.c` compiled into `a.o` by hand.
+fn built_checkpoint(ws: &Workspace, env: &[(&str, &str)]) -> std::path::PathBuf {
+    let root = ws.fresh_root();
+    std::fs::create_dir(root.join("src")).unwrap();
+    std::fs::write(root.join("src/a.c"), "int a;\n").unwrap();
+    let state = root.join(STATE);
+    let out = ws.run_env(
+        &[
+            "snapshot",
+            "--root",
+            root.to_str().unwrap(),
+            "--state",
+            state.to_str().unwrap(),
+        ],
+        env,
+    );
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    std::fs::write(root.join("src/a.o"), b"\x7fELF object").unwrap();
+    let checkpoint = ws.checkpoint("cp");
+    let out = ws.run_env(
+        &[
+            "save",
+            "--root",
+            root.to_str().unwrap(),
+            "--state",
+            state.to_str().unwrap(),
+            "--output",
+            checkpoint.to_str().unwrap(),
+        ],
+        env,
+    );
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    canonicalise_like_the_store(&checkpoint);
+    checkpoint
+}
+
+fn fresh_sources(ws: &Workspace) -> std::path::PathBuf {
+    let root = ws.fresh_root();
+    std::fs::create_dir(root.join("src")).unwrap();
+    std::fs::write(root.join("src/a.c"), "int a;\n").unwrap();
+    root
+}
+
+fn tree_listing(root: &Path) -> Vec<String> {
+    walkdir::WalkDir::new(root)
+        .sort_by_file_name()
+        .into_iter()
+        .map(|e| e.unwrap().path().display().to_string())
+        .collect()
+}
+
+#[test]
+fn root_is_required_outside_a_nix_build() {
+    let ws = Workspace::new();
+    let out = ws.run(&["snapshot", "--state", "/tmp/x"]);
+    assert_eq!(code(&out), 2);
+    assert!(stderr(&out).contains("NIX_BUILD_TOP"), "{}", stderr(&out));
+}
+
+#[test]
+fn root_defaults_to_nix_build_top() {
+    let ws = Workspace::new();
+    let root = fresh_sources(&ws);
+    let state = root.join(STATE);
+    let out = ws.run_env(
+        &["snapshot", "--state", state.to_str().unwrap()],
+        &[("NIX_BUILD_TOP", root.to_str().unwrap())],
+    );
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert!(state.exists());
+}
+
+#[test]
+fn save_without_snapshot_is_exit_4_naming_the_state() {
+    let ws = Workspace::new();
+    let root = fresh_sources(&ws);
+    let out = ws.run(&[
+        "save",
+        "--root",
+        root.to_str().unwrap(),
+        "--state",
+        "/nonexistent/state",
+        "--output",
+        ws.checkpoint("cp").to_str().unwrap(),
+    ]);
+    assert_eq!(code(&out), 4, "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("/nonexistent/state"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!ws.checkpoint("cp").exists());
+}
+
+#[test]
+fn missing_checkpoint_is_exit_5_and_a_fallback_when_asked() {
+    let ws = Workspace::new();
+    let root = fresh_sources(&ws);
+    let out = ws.run(&[
+        "restore",
+        "--root",
+        root.to_str().unwrap(),
+        "/nonexistent/checkpoint",
+    ]);
+    assert_eq!(code(&out), 5, "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("/nonexistent/checkpoint"),
+        "{}",
+        stderr(&out)
+    );
+    let out = ws.run(&[
+        "restore",
+        "--fallback-on-error",
+        "--root",
+        root.to_str().unwrap(),
+        "/nonexistent/checkpoint",
+    ]);
+    assert_eq!(code(&out), 3, "{}", stderr(&out));
+}
+
+#[test]
+fn corrupt_checkpoint_is_exit_6_and_the_tree_is_untouched() {
+    let ws = Workspace::new();
+    let checkpoint = built_checkpoint(&ws, &[]);
+    let pack = checkpoint.join("checkpoint.nckp");
+    make_writable(&checkpoint);
+    let mut bytes = std::fs::read(&pack).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0x55;
+    std::fs::write(&pack, &bytes).unwrap();
+    let root = fresh_sources(&ws);
+    let before = tree_listing(&root);
+    let out = ws.run(&[
+        "restore",
+        "--root",
+        root.to_str().unwrap(),
+        checkpoint.to_str().unwrap(),
+    ]);
+    assert_eq!(code(&out), 6, "{}", stderr(&out));
+    assert!(stderr(&out).contains("checkpoint.nckp"), "{}", stderr(&out));
+    assert_eq!(before, tree_listing(&root));
+    let out = ws.run(&["verify", checkpoint.to_str().unwrap()]);
+    assert_eq!(code(&out), 6, "{}", stderr(&out));
+}
+
+#[test]
+fn a_file_that_is_not_a_checkpoint_is_exit_7() {
+    let ws = Workspace::new();
+    let bogus = ws.dir.path().join("bogus");
+    std::fs::write(&bogus, vec![b'x'; 4096]).unwrap();
+    let out = ws.run(&["inspect", bogus.to_str().unwrap()]);
+    assert_eq!(code(&out), 7, "{}", stderr(&out));
+}
+
+#[test]
+fn changed_dependency_falls_back_untouched_and_force_restores() {
+    let ws = Workspace::new();
+    let zlib1 = format!("/nix/store/{}-zlib-1.3", "a".repeat(32));
+    let zlib2 = format!("/nix/store/{}-zlib-1.3.1", "b".repeat(32));
+    let checkpoint = built_checkpoint(&ws, &[("buildInputs", &zlib1)]);
+    let root = fresh_sources(&ws);
+    let before = tree_listing(&root);
+    let args = [
+        "restore",
+        "--root",
+        root.to_str().unwrap(),
+        checkpoint.to_str().unwrap(),
+    ];
+    let out = ws.run_env(&args, &[("buildInputs", &zlib2)]);
+    assert_eq!(code(&out), 3, "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("zlib-1.3.1") && stderr(&out).contains("dependencies changed"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(
+        before,
+        tree_listing(&root),
+        "a fallback leaves the tree untouched"
+    );
+
+    let out = ws.run_env(
+        &[
+            "restore",
+            "--force",
+            "--root",
+            root.to_str().unwrap(),
+            checkpoint.to_str().unwrap(),
+        ],
+        &[("buildInputs", &zlib2)],
+    );
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert!(root.join("src/a.o").exists());
+}
+
+#[test]
+fn sources_only_in_src_or_phases_are_not_dependencies() {
+    let ws = Workspace::new();
+    let checkpoint = built_checkpoint(
+        &ws,
+        &[(
+            "src",
+            &format!("/nix/store/{}-hello-2.10.tar.gz", "c".repeat(32)),
+        )],
+    );
+    let root = fresh_sources(&ws);
+    let env = [
+        (
+            "src",
+            format!("/nix/store/{}-hello-2.11.tar.gz", "d".repeat(32)),
+        ),
+        (
+            "postPatch",
+            format!("cp /nix/store/{}-v2.c src/x.c", "f".repeat(32)),
+        ),
+    ];
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let out = ws.run_env(
+        &[
+            "restore",
+            "--root",
+            root.to_str().unwrap(),
+            checkpoint.to_str().unwrap(),
+        ],
+        &env,
+    );
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert!(root.join("src/a.o").exists());
+}
+
+#[test]
+fn a_root_of_another_length_falls_back() {
+    let ws = Workspace::new();
+    let checkpoint = built_checkpoint(&ws, &[]);
+    let elsewhere = ws.dir.path().join("build-moved");
+    std::fs::create_dir_all(elsewhere.join("src")).unwrap();
+    std::fs::write(elsewhere.join("src/a.c"), "int a;\n").unwrap();
+    let out = ws.run(&[
+        "restore",
+        "--root",
+        elsewhere.to_str().unwrap(),
+        checkpoint.to_str().unwrap(),
+    ]);
+    assert_eq!(code(&out), 3, "{}", stderr(&out));
+    assert!(!elsewhere.join("src/a.o").exists());
+}
+
+#[test]
+fn json_summaries_for_programs() {
+    let ws = Workspace::new();
+    let checkpoint = built_checkpoint(&ws, &[]);
+    let root = fresh_sources(&ws);
+    let out = ws.run(&[
+        "--json",
+        "restore",
+        "--root",
+        root.to_str().unwrap(),
+        checkpoint.to_str().unwrap(),
+    ]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(summary["command"], "restore");
+    assert_eq!(summary["exit_code"], 0);
+    assert_eq!(summary["plan"]["created"], 1, "{summary}");
+    assert!(summary["seconds"].is_number());
+
+    let out = ws.run(&["inspect", checkpoint.to_str().unwrap(), "--json"]);
+    let listing: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let products: Vec<&str> = listing["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["status"] == "product")
+        .map(|e| e["path"].as_str().unwrap())
+        .collect();
+    assert_eq!(products, ["src/a.o"]);
+
+    let out = ws.run(&["--json", "verify", checkpoint.to_str().unwrap()]);
+    let verified: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(verified["blobs"], 1);
+}
+
+#[test]
+fn every_command_ends_with_a_summary_line() {
+    let ws = Workspace::new();
+    let checkpoint = built_checkpoint(&ws, &[]);
+    let root = fresh_sources(&ws);
+    for args in [
+        vec!["inspect", checkpoint.to_str().unwrap()],
+        vec!["verify", checkpoint.to_str().unwrap()],
+        vec![
+            "restore",
+            "--root",
+            root.to_str().unwrap(),
+            checkpoint.to_str().unwrap(),
+        ],
+    ] {
+        let out = ws.run_ok(&args);
+        let last = stderr(&out).lines().last().unwrap_or_default().to_string();
+        assert!(
+            last.starts_with(&format!("nix-checkpoint: {}", args[0])) && last.contains(" s"),
+            "{args:?}: {last}"
+        );
+    }
+}
