@@ -60,13 +60,22 @@ compiled() {
 
 # A listing of a result with every occurrence of its own hash masked:
 # type, mode, symlink target or masked content hash, per entry.
+# Compilers split constant strings into overlapping 16-byte chunks, so a
+# fragment of the hash can appear apart from it: "/nix/store/HASH-hell" +
+# "4-hello-2.10/lib". Fragments next to the store directory or to the
+# path's name are masked too.
 masked() { # PATH [PHYSICAL-PATH]
-  local path=$1 phys=${2:-$1} h
+  local path=$1 phys=${2:-$1} h name z=00000000000000000000000000000000 k script
   h=$(basename "$path" | cut -c1-32)
+  name=$(basename "$path" | cut -c34- | sed 's/[.[\*^$/]/\\&/g')
+  script="s/$h/$z/g"
+  for k in $(seq 31 -1 1); do
+    script+=";s/${h: -k}-$name/${z:0:k}-$name/g;s|/nix/store/${h:0:k}|/nix/store/${z:0:k}|g"
+  done
   (cd "$phys" && find . | LC_ALL=C sort | while IFS= read -r f; do
     if [ -L "$f" ]; then echo "L $f -> $(readlink "$f" | sed "s/$h/@HASH@/g")"
     elif [ -d "$f" ]; then echo "D $f $(stat -c %a "$f")"
-    else echo "F $f $(stat -c %a "$f") $(LC_ALL=C sed "s/$h/00000000000000000000000000000000/g" "$f" | sha256sum | cut -c1-16)"
+    else echo "F $f $(stat -c %a "$f") $(LC_ALL=C sed "$script" "$f" | sha256sum | cut -c1-16)"
     fi
   done)
 }
