@@ -1,0 +1,73 @@
+#!/usr/bin/env bash
+# The README's main demo: a real incremental nix-build of GNU hello, the
+# nixpkgs manual's example, in the Nix sandbox.
+#
+#   1. scripts/setup.sh (Nix, build tools, hello 2.10 source)
+#   2. the engine as a static release binary
+#   3. prepareCheckpointBuild hello, then the changed hello built plain and
+#      with mkCheckpointBuild: times (whole build, build phase), what was
+#      recompiled, checkpoint size.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+repo=$PWD
+
+./scripts/setup.sh
+
+echo "== building the engine (static release)"
+if [ -n "${NIX_CHECKPOINT_BIN:-}" ]; then
+  bin=$NIX_CHECKPOINT_BIN   # a binary built elsewhere
+elif [ -x scripts/build-static.sh ]; then
+  bin=$(./scripts/build-static.sh)
+else
+  target=$(rustc -vV | sed -n 's/^host: //p')
+  RUSTFLAGS="-C target-feature=+crt-static" cargo build --release --locked --target "$target" >&2
+  bin=target/$target/release/nix-checkpoint
+fi
+bin=$(realpath "$bin")
+echo "engine: $bin"
+
+CACHE=${NIX_CHECKPOINT_CACHE:-$HOME/.cache/nix-checkpoint}
+export NIX_REMOTE=${NIX_REMOTE:-}
+run=$(date +%s%N)
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+nb() { # ATTR: build, log to $work/ATTR.log, print the output path
+  nix-build --option substituters '' --option sandbox true \
+    --option extra-sandbox-paths '/bin /usr /lib /lib64 /etc/alternatives' \
+    tests/nix/demo.nix --no-out-link --argstr nixCheckpointBin "$bin" \
+    --argstr helloSrc "$CACHE/hello/hello_2.10.orig.tar.gz" --argstr run "$run" \
+    -A "$1" 2> "$work/$1.log"
+}
+timed() { # ATTR: build and print the wall time in seconds
+  local t0 t1
+  t0=$(date +%s.%N); nb "$1" > "$work/$1.out"; t1=$(date +%s.%N)
+  echo "$t1 - $t0" | bc 2>/dev/null || awk "BEGIN { print $t1 - $t0 }"
+}
+phase() { grep -o "=== $2 done in [0-9.]*s" "$work/$1.log" | awk '{ sub(/s$/, "", $5); print $5 }'; }
+compiledUnits() {
+  awk '/^=== buildPhase$/ { p = 1 } p && /^nix-checkpoint-test: compiled / { print $3 }' "$work/$1.log" \
+    | sed 's|^[^/]*/||' | sort -u | tr '\n' ' '
+}
+
+echo "== hello 2.10: first build, with a checkpoint (prepareCheckpointBuild hello)"
+t_ck=$(timed helloCheckpoint)
+ck=$(nb checkpoint)
+echo "== the changed hello (\"Hello, Nix!\"), built plain"
+t_plain=$(timed changedHello)
+echo "== the changed hello, built with mkCheckpointBuild changedHello helloCheckpoint"
+t_inc=$(timed incremental)
+
+plain_out=$(cat "$work/changedHello.out") inc_out=$(cat "$work/incremental.out")
+n_plain=$(compiledUnits changedHello | wc -w)
+cat <<REPORT
+
+                          whole build   configure   build phase   compiled units
+  prepareCheckpointBuild  $(printf '%9.1fs' "$t_ck")   $(printf '%8ss' "$(phase helloCheckpoint configurePhase)")   $(printf '%10ss' "$(phase helloCheckpoint buildPhase)")   $(compiledUnits helloCheckpoint | wc -w)
+  changed hello, plain    $(printf '%9.1fs' "$t_plain")   $(printf '%8ss' "$(phase changedHello configurePhase)")   $(printf '%10ss' "$(phase changedHello buildPhase)")   $n_plain
+  changed hello, restored $(printf '%9.1fs' "$t_inc")   $(printf '%8ss' "$(phase incremental configurePhase)")   $(printf '%10ss' "$(phase incremental buildPhase)")   $(compiledUnits incremental | wc -w)
+
+  recompiled with the checkpoint: $(compiledUnits incremental)
+  checkpoint: $ck/checkpoint.nckp, $(du -h "$ck/checkpoint.nckp" | cut -f1) ($(stat -c %s "$ck/checkpoint.nckp") bytes)
+  $inc_out/bin/hello says: $("$inc_out/bin/hello")
+  references of the result: $(nix-store -q --references "$inc_out" | xargs -r -n1 basename | tr '\n' ' ')
+REPORT

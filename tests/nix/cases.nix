@@ -1,0 +1,137 @@
+# Every end-to-end case, as attributes for tests/nix/run.sh. Each incremental
+# build `<case>.inc` has a clean twin `<case>.clean` (the same change, built
+# from scratch) to compare with.
+{ nixCheckpointBin ? "", helloSrc ? "", transferCheckpoint ? "" }:
+let
+  pkgs = import ./. { inherit nixCheckpointBin helloSrc; };
+  inherit (pkgs) runCommand fixture makeProject cmakeProject mesonProject;
+  inherit (pkgs.checkpointBuildTools)
+    prepareCheckpointBuild mkCheckpointBuild mkCheckpointBuildWithCheckpoint;
+
+  # A source tree in the store (mtimes 1, like any fetched source) made of
+  # BASE with EDIT applied.
+  # All variants of a project have the same name, so they unpack to the same
+  # directory, like successive versions of a fetched source.
+  variant = project: base: name: edit: runCommand project { inherit base; } ''
+    cp -a $base $out
+    chmod -R u+w $out
+    cd $out
+    ${edit}
+  '';
+
+  makeBase = fixture "make-project";
+  makeCheckpoint = prepareCheckpointBuild (makeProject makeBase);
+  makeCase = name: edit:
+    let src = if edit == null then makeBase else variant "make-project" makeBase name edit; in {
+      inc = mkCheckpointBuild (makeProject src) makeCheckpoint;
+      clean = makeProject src;
+    };
+
+  cmakeBase = fixture "cmake-project";
+  cmakeV2 = variant "cmake-project" cmakeBase "v2" "sed -i 's/hello from cmake/hello again from cmake/' src/greet.c";
+  cmakeV3 = variant "cmake-project" cmakeV2 "v3" "sed -i 's/a + b/a + b + 1/' src/math.c";
+  cmakeV4 = variant "cmake-project" cmakeV3 "v4" "sed -i 's/add(2, 3)/add(4, 3)/' src/main.c";
+
+  mesonBase = fixture "meson-project";
+  mesonV2 = variant "meson-project" mesonBase "v2" "sed -i 's/a + b/a * b/' src/math.c";
+in
+rec {
+  inherit pkgs makeCheckpoint;
+
+  # 1) The nixpkgs manual's example, verbatim.
+  hello = {
+    plain = pkgs.hello;
+    inc =
+      let
+        helloCheckpoint = prepareCheckpointBuild pkgs.hello;
+        changedHello = pkgs.hello.overrideAttrs (_: {
+          doCheck = false;
+          postPatch = ''
+            sed -i 's/Hello, world!/Hello, Nix!/g' src/hello.c
+          '';
+        });
+      in mkCheckpointBuild changedHello helloCheckpoint;
+    clean = pkgs.hello.overrideAttrs (_: {
+      doCheck = false;
+      postPatch = ''
+        sed -i 's/Hello, world!/Hello, Nix!/g' src/hello.c
+      '';
+    });
+    checkpoint = (prepareCheckpointBuild pkgs.hello).checkpoint;
+    prepared = prepareCheckpointBuild pkgs.hello;
+  };
+  # ... and the change made by a patch in patchPhase.
+  helloPatch = {
+    inc = mkCheckpointBuild
+      (pkgs.hello.overrideAttrs (old: { doCheck = false; patches = [ ./fixtures/hello-greeting.patch ]; }))
+      (prepareCheckpointBuild pkgs.hello);
+    clean = pkgs.hello.overrideAttrs { doCheck = false; patches = [ ./fixtures/hello-greeting.patch ]; };
+  };
+
+  # 2) CMake + Ninja, out of source in build/.
+  cmake = {
+    inc = mkCheckpointBuild (cmakeProject cmakeV2) (prepareCheckpointBuild (cmakeProject cmakeBase));
+    clean = cmakeProject cmakeV2;
+  };
+
+  # 3) make, one case per kind of edit.
+  makeNoChange = makeCase "nochange" null;
+  makeHeader = makeCase "header" "sed -i 's/hello from make-project/hi from make-project/' include/util.h";
+  makeNewFile = makeCase "newfile" "printf '#include \"util.h\"\\nPLUGIN(gamma)\\n' > src/plugin_c.c";
+  makeDeleted = makeCase "deleted" "rm src/plugin_b.c";
+  makeBinary = makeCase "binary" "printf '\\x07\\x02\\x03\\x00\\xfe\\x10' > data/blob.bin";
+  makeSymlink = makeCase "symlink" "ln -sfn b.conf config/current";
+  makeMode = makeCase "mode" "chmod +x tools/tool.sh";
+
+  # 4) Meson.
+  meson = {
+    inc = mkCheckpointBuild (mesonProject mesonV2) (prepareCheckpointBuild (mesonProject mesonBase));
+    clean = mesonProject mesonV2;
+  };
+
+  # 5) A chain v1 -> v2 -> v3 -> v4, each incremental over the one before.
+  chain = rec {
+    c1 = prepareCheckpointBuild (cmakeProject cmakeBase);
+    c2 = mkCheckpointBuildWithCheckpoint (cmakeProject cmakeV2) c1;
+    c3 = prepareCheckpointBuild (mkCheckpointBuild (cmakeProject cmakeV3) c2);
+    v4 = mkCheckpointBuild (cmakeProject cmakeV4) c3;
+    clean2 = cmakeProject cmakeV2;
+    clean3 = cmakeProject cmakeV3;
+    clean4 = cmakeProject cmakeV4;
+  };
+
+  # 6) Transfer: restore from a checkpoint imported into another store.
+  transfer = {
+    inc = mkCheckpointBuild makeHeader.clean (builtins.storePath transferCheckpoint);
+    clean = makeHeader.clean;
+  };
+
+  # 7) Fallback: a changed dependency builds in full; a corrupt checkpoint fails.
+  depChange = let withDep = (makeProject makeBase).overrideAttrs (old: {
+      buildInputs = [ pkgs.extraDep ];
+    }); in {
+    inc = mkCheckpointBuild withDep makeCheckpoint;
+    clean = withDep;
+  };
+  corrupt = mkCheckpointBuild (makeProject makeBase)
+    (runCommand "corrupt-checkpoint" { ck = makeCheckpoint.checkpoint; } ''
+      mkdir $out
+      size=$(stat -c %s $ck/checkpoint.nckp)
+      head -c $((size / 2)) $ck/checkpoint.nckp > $out/checkpoint.nckp
+      head -c 64 /dev/zero >> $out/checkpoint.nckp
+    '');
+
+  # dontBuild / dontInstall still produce the checkpoint output.
+  noInstall = prepareCheckpointBuild ((makeProject makeBase).overrideAttrs {
+    dontInstall = true;
+    postBuild = "mkdir -p $out/bin; cp build/app $out/bin/";
+  });
+  noBuild = prepareCheckpointBuild ((makeProject makeBase).overrideAttrs {
+    dontBuild = true;
+  });
+  # Several outputs: `dev` keeps its files, checkpoint is added last.
+  multi = prepareCheckpointBuild ((makeProject makeBase).overrideAttrs (old: {
+    outputs = [ "out" "dev" ];
+    postInstall = "mkdir -p $dev/include; cp include/util.h $dev/include/";
+  }));
+}
