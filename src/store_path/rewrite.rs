@@ -321,7 +321,9 @@ impl Rewriter {
         let Some(inner) = &self.inner else {
             return xxhash_rust::xxh3::xxh3_128(buf);
         };
-        let Some(first) = inner.next_edit(buf, 0, 0, buf.len()) else {
+        let members = ArchiveMembers::of(buf);
+        let origins = members.origins();
+        let Some(first) = inner.next_edit(buf, 0, origins, 0, buf.len()) else {
             return xxhash_rust::xxh3::xxh3_128(buf);
         };
         let mut hasher = xxhash_rust::xxh3::Xxh3::new();
@@ -331,7 +333,7 @@ impl Rewriter {
             hasher.update(&buf[done..e.start]);
             hasher.update(e.with);
             done = e.end;
-            edit = inner.next_edit(buf, 0, e.end, buf.len());
+            edit = inner.next_edit(buf, 0, origins, e.end, buf.len());
         }
         hasher.update(&buf[done..]);
         hasher.digest128()
@@ -354,12 +356,14 @@ impl Rewriter {
         };
         // Checks must see original bytes: an edit is applied only once the
         // next one (which may look 2 bytes behind it) has been found.
+        let members = ArchiveMembers::of(buf);
+        let origins = members.origins();
         let mut count = 0;
         let mut pending: Option<(usize, usize, &[u8])> = None;
         let mut from = 0;
         loop {
             let next = inner
-                .next_edit(buf, 0, from, buf.len())
+                .next_edit(buf, 0, origins, from, buf.len())
                 .map(|e| (e.start, e.end, e.with));
             if let Some((start, end, with)) = pending.take() {
                 buf[start..end].copy_from_slice(with);
@@ -415,6 +419,7 @@ impl Rewriter {
         let (mut start, mut filled, mut total) = (0usize, 0usize, 0u64);
         // Offset of buf[0] in the content.
         let mut base = 0u64;
+        let mut members = ArchiveMembers::default();
         loop {
             let mut eof = false;
             while filled < buf.len() {
@@ -424,6 +429,7 @@ impl Rewriter {
                         break;
                     }
                     n => {
+                        members.observe(base + filled as u64, &buf[filled..filled + n]);
                         filled += n;
                         total += n as u64;
                     }
@@ -433,7 +439,7 @@ impl Rewriter {
             let limit = if eof { filled } else { filled - keep };
             let mut done = start;
             let mut from = start;
-            while let Some(e) = inner.next_edit(hay, base, from, limit) {
+            while let Some(e) = inner.next_edit(hay, base, members.origins(), from, limit) {
                 emit(&hay[done..e.start])?;
                 emit(e.with)?;
                 done = e.end;
@@ -486,11 +492,13 @@ impl Inner {
     /// `hay[from - LOOKBEHIND..]` up to `lookahead` bytes past `limit`.
     ///
     /// `base` is the offset of `hay[0]` in the whole content: piece
-    /// boundaries are judged by alignment.
+    /// boundaries are judged by alignment, relative to the start of the
+    /// object file holding them (`origins`: archive members).
     fn next_edit<'a>(
         &'a self,
         hay: &[u8],
         base: u64,
+        origins: &[u64],
         mut from: usize,
         limit: usize,
     ) -> Option<Edit<'a>> {
@@ -535,7 +543,7 @@ impl Inner {
                     let target = &self.targets[c.target];
                     let start = p + target.hash_at + lo - c.win;
                     let end = start + (hi - lo);
-                    let (s, e) = trim(hay, base, p, (start, end), (lo > 0, hi < HASH_LEN));
+                    let (s, e) = trim(hay, base, origins, p, (start, end), (lo > 0, hi < HASH_LEN));
                     if s < e {
                         return Some(Edit {
                             start: s,
@@ -589,6 +597,116 @@ impl Inner {
     }
 }
 
+/// Where the members of an `ar` archive (a static library) start. gcc's
+/// pieces are aligned within their object file, and `ar` puts a member at
+/// any even offset, so alignment is judged from the member's start. Fed the
+/// content in order, in pieces of any size.
+#[derive(Debug, Default)]
+struct ArchiveMembers {
+    /// Content offset of each member's data, ascending.
+    origins: Vec<u64>,
+    state: ArchiveState,
+}
+
+#[derive(Debug)]
+enum ArchiveState {
+    /// Matching the global header; `seen` bytes matched so far.
+    Magic { seen: usize },
+    /// Collecting a 60-byte member header that starts at `at`.
+    Header {
+        at: u64,
+        bytes: [u8; AR_HEADER],
+        filled: usize,
+    },
+    /// Inside a member; the next header starts at `next`.
+    Data { next: u64 },
+    /// Not an archive (or a malformed one): no origins beyond 0.
+    Done,
+}
+
+impl Default for ArchiveState {
+    fn default() -> Self {
+        ArchiveState::Magic { seen: 0 }
+    }
+}
+
+const AR_MAGIC: &[u8; 8] = b"!<arch>\n";
+const AR_HEADER: usize = 60;
+
+impl ArchiveMembers {
+    fn of(content: &[u8]) -> ArchiveMembers {
+        let mut members = ArchiveMembers::default();
+        members.observe(0, content);
+        members
+    }
+
+    fn origins(&self) -> &[u64] {
+        &self.origins
+    }
+
+    /// `bytes` are the content at `offset`, right after everything observed before.
+    fn observe(&mut self, offset: u64, bytes: &[u8]) {
+        let mut i = 0;
+        while i < bytes.len() {
+            let pos = offset + i as u64;
+            match &mut self.state {
+                ArchiveState::Done => return,
+                ArchiveState::Magic { seen } => {
+                    if bytes[i] != AR_MAGIC[*seen] {
+                        self.state = ArchiveState::Done;
+                        return;
+                    }
+                    *seen += 1;
+                    i += 1;
+                    if *seen == AR_MAGIC.len() {
+                        self.state = ArchiveState::Header {
+                            at: pos + 1,
+                            bytes: [0; AR_HEADER],
+                            filled: 0,
+                        };
+                    }
+                }
+                ArchiveState::Header {
+                    at,
+                    bytes: header,
+                    filled,
+                } => {
+                    let n = (AR_HEADER - *filled).min(bytes.len() - i);
+                    header[*filled..*filled + n].copy_from_slice(&bytes[i..i + n]);
+                    *filled += n;
+                    i += n;
+                    if *filled == AR_HEADER {
+                        let data = *at + AR_HEADER as u64;
+                        let size = std::str::from_utf8(&header[48..58])
+                            .ok()
+                            .and_then(|s| s.trim().parse::<u64>().ok());
+                        self.state = match (size, &header[58..60]) {
+                            (Some(size), b"`\n") => {
+                                self.origins.push(data);
+                                ArchiveState::Data {
+                                    next: data + size + (size & 1),
+                                }
+                            }
+                            _ => ArchiveState::Done,
+                        };
+                    }
+                }
+                ArchiveState::Data { next } => {
+                    let skip = (*next - pos).min((bytes.len() - i) as u64) as usize;
+                    i += skip;
+                    if offset + i as u64 == *next {
+                        self.state = ArchiveState::Header {
+                            at: *next,
+                            bytes: [0; AR_HEADER],
+                            filled: 0,
+                        };
+                    }
+                }
+            }
+        }
+    }
+}
+
 /// Whether `b` can be the `movabs $imm64, %reg` opcode (`b8+r`), which
 /// precedes an 8-byte piece.
 fn is_movabs(b: u8) -> bool {
@@ -606,11 +724,19 @@ fn is_movabs(b: u8) -> bool {
 fn trim(
     hay: &[u8],
     base: u64,
+    origins: &[u64],
     window: usize,
     region: (usize, usize),
     cut: (bool, bool),
 ) -> (usize, usize) {
-    let aligned = |i: usize| (base + i as u64) % 16 == 0;
+    let origin = |pos: u64| match origins.partition_point(|&o| o <= pos) {
+        0 => 0,
+        n => origins[n - 1],
+    };
+    let aligned = |i: usize| {
+        let pos = base + i as u64;
+        (pos - origin(pos)) % 16 == 0
+    };
     let after_movabs = |i: usize| i.checked_sub(1).is_some_and(|j| is_movabs(hay[j]));
     let piece_start = |i: usize| base + i as u64 == 0 || aligned(i) || after_movabs(i);
     // A movabs piece is exactly the matched window.
