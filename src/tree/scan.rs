@@ -378,6 +378,10 @@ mod tests {
         dir
     }
 
+    fn identity_scan(root: &Path, exclusions: Exclusions, parallel: bool) -> Scan {
+        scan(root, &exclusions, &Rewriter::identity(), parallel).unwrap()
+    }
+
     fn names(scan: &Scan) -> Vec<String> {
         scan.manifest
             .entries()
@@ -389,13 +393,7 @@ mod tests {
     #[test]
     fn records_every_entry_except_builder_files() {
         let dir = tree();
-        let scan = scan(
-            dir.path(),
-            &Exclusions::nix_builder_files(),
-            &Rewriter::identity(),
-            true,
-        )
-        .unwrap();
+        let scan = identity_scan(dir.path(), Exclusions::nix_builder_files(), true);
         let names = names(&scan);
         assert!(
             names.contains(&".config".to_string()),
@@ -439,20 +437,8 @@ mod tests {
             )
             .unwrap();
         }
-        let a = scan(
-            dir.path(),
-            &Exclusions::nix_builder_files(),
-            &Rewriter::identity(),
-            true,
-        )
-        .unwrap();
-        let b = scan(
-            dir.path(),
-            &Exclusions::nix_builder_files(),
-            &Rewriter::identity(),
-            false,
-        )
-        .unwrap();
+        let a = identity_scan(dir.path(), Exclusions::nix_builder_files(), true);
+        let b = identity_scan(dir.path(), Exclusions::nix_builder_files(), false);
         assert_eq!(a.manifest, b.manifest);
     }
 
@@ -460,29 +446,11 @@ mod tests {
     fn content_hash_ignores_mtime_but_not_content() {
         let dir = tree();
         let path = dir.path().join("src/a.c");
-        let first = scan(
-            dir.path(),
-            &Exclusions::default(),
-            &Rewriter::identity(),
-            true,
-        )
-        .unwrap();
+        let first = identity_scan(dir.path(), Exclusions::default(), true);
         filetime::set_file_mtime(&path, filetime::FileTime::from_unix_time(1, 5)).unwrap();
-        let second = scan(
-            dir.path(),
-            &Exclusions::default(),
-            &Rewriter::identity(),
-            true,
-        )
-        .unwrap();
+        let second = identity_scan(dir.path(), Exclusions::default(), true);
         std::fs::write(&path, "int a = 1;\n").unwrap();
-        let third = scan(
-            dir.path(),
-            &Exclusions::default(),
-            &Rewriter::identity(),
-            true,
-        )
-        .unwrap();
+        let third = identity_scan(dir.path(), Exclusions::default(), true);
         let key = RelPath::new(b"src/a.c").unwrap();
         let (e1, e2, e3) = (
             first.manifest.get(&key).unwrap(),
@@ -499,13 +467,7 @@ mod tests {
         let dir = tree();
         let fifo = dir.path().join("src/pipe");
         nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o644)).unwrap();
-        let scan = scan(
-            dir.path(),
-            &Exclusions::default(),
-            &Rewriter::identity(),
-            true,
-        )
-        .unwrap();
+        let scan = identity_scan(dir.path(), Exclusions::default(), true);
         assert_eq!(scan.stats.skipped_special, 1);
         assert!(
             scan.warnings[0].contains("fifo") && scan.warnings[0].contains("src/pipe"),
@@ -522,13 +484,7 @@ mod tests {
             .map(|i| (i * 7 % 251) as u8)
             .collect();
         std::fs::write(dir.path().join("big"), &content).unwrap();
-        let scan = scan(
-            dir.path(),
-            &Exclusions::default(),
-            &Rewriter::identity(),
-            true,
-        )
-        .unwrap();
+        let scan = identity_scan(dir.path(), Exclusions::default(), true);
         let entry = &scan.manifest.entries()[0];
         assert_eq!(
             entry.node,
