@@ -637,7 +637,12 @@ impl AtomicFile {
     /// of that name (from a killed run) is removed first; anything else of
     /// that name (a directory, a symlink) is an error and is left alone.
     pub fn create(dest: &Path) -> Result<AtomicFile, FormatError> {
-        let dir = dest.parent().unwrap_or(Path::new(".")).to_owned();
+        // `Path::new("state").parent()` is `Some("")`: that is the current
+        // directory, which `File::open("")` (for the directory fsync) is not.
+        let dir = match dest.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
+            _ => PathBuf::from("."),
+        };
         let name = dest.file_name().unwrap_or_default().to_string_lossy();
         let temp = dir.join(format!(".{name}.tmp"));
         let open = || {
