@@ -98,6 +98,27 @@ pub fn run(
         });
     }
 
+    // Blobs are only checked when read: check every blob the plan needs
+    // now, before the first write, so that a corrupt or hostile blob leaves
+    // the tree untouched (and `--fallback-on-error` can fall back).
+    let needed = plan.actions.iter().filter_map(|a| match a {
+        merge::Action::Create { entry, .. } => match entry.node {
+            crate::tree::Node::File { hash, .. } => Some(hash),
+            _ => None,
+        },
+        _ => None,
+    });
+    if let Err(e) = reader.verify_blobs(needed) {
+        if options.fallback_on_error {
+            return Ok(fall_back(
+                format!("the checkpoint is unusable ({e})"),
+                started,
+                warnings,
+            ));
+        }
+        return Err(e.into());
+    }
+
     let applied = crate::apply::apply(&tree.root, &plan, &reader, &rewriter)?;
     let secs = seconds(started);
     Ok(Report {
