@@ -292,8 +292,11 @@ fn hostile_checkpoints_are_refused_before_the_first_write() {
         assert_same(&c.name, &tree, &tree_picture(&arena.root()));
         arena.check(&c.name);
         // inspect and verify refuse the same (verify checks blobs too).
+        // verify checks the format; what is only unsafe to *apply* (the
+        // marker's name, a setuid file) is refused by restore's plan check.
+        let plan_level = ["reserved", "setuid"].contains(&c.reason);
         let run = run_args(&["verify", dir.to_str().unwrap()]);
-        assert_eq!(run.code, c.code, "verify {}: {}", c.name, run.stderr);
+        assert_eq!(run.code, if plan_level { 0 } else { c.code }, "verify {}: {}", c.name, run.stderr);
         assert!(run.max_rss_kib < RSS_LIMIT_KIB, "verify {}: {} KiB", c.name, run.max_rss_kib);
         arena.check(&c.name);
     }
@@ -743,7 +746,8 @@ fn restore_into_a_full_disk_is_exit_10_then_11() {
     arena.seal(&[]);
     let run = arena.restore(&cp, &[]);
     run.assert_code(10, "restore into a full disk")
-        .assert_stderr_has("disk full", "restore full");
+        .assert_stderr_has("disk is full", "restore full")
+        .assert_stderr_has(root.to_str().unwrap(), "restore full names the file");
     arena.check("restore full");
     assert!(root.join(MARKER).exists(), "the marker must stay");
     for (what, run) in [
@@ -793,7 +797,7 @@ fn killed_save_leaves_no_checkpoint_or_a_valid_one() {
     arena.seal(&[&root]);
     let (mut none, mut complete) = (0, 0);
     for i in 0..40u64 {
-        let out = arena.store().join(format!("k{i}"));
+        let out = arena.dir.path().join("outside").join(format!("k{i}"));
         let child = spawn(&[
             "save".as_ref(), "--root".as_ref(), root.as_os_str(), "--state".as_ref(),
             arena.state().as_os_str(), "--output".as_ref(), out.as_os_str(),

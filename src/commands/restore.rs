@@ -119,7 +119,28 @@ pub fn run(
         return Err(e.into());
     }
 
-    let applied = crate::apply::apply(&tree.root, &plan, &reader, &rewriter)?;
+    let applied = match crate::apply::apply(&tree.root, &plan, &reader, &rewriter) {
+        Ok(applied) => applied,
+        // Refused before the first write: say which checkpoint and what to
+        // do, like every other unsafe checkpoint, and honour the fallback.
+        Err(e @ crate::apply::ApplyError::UnsafePlan { .. }) => {
+            let e = crate::checkpoint::FormatError::Unsafe {
+                role: crate::checkpoint::Role::Checkpoint,
+                path: reader.path().to_owned(),
+                op: "check the restore plan".into(),
+                detail: e.to_string(),
+            };
+            if options.fallback_on_error {
+                return Ok(fall_back(
+                    format!("the checkpoint is unusable ({e})"),
+                    started,
+                    warnings,
+                ));
+            }
+            return Err(e.into());
+        }
+        Err(e) => return Err(e.into()),
+    };
     let secs = seconds(started);
     Ok(Report {
         exit: ExitCode::Success,
