@@ -180,6 +180,11 @@ fn hostile_cases(root: &[u8]) -> Vec<Case> {
     let mut nanos = RawPack::new(root).with_file(b"t", b"x");
     nanos.after[0].mtime = (1, 1_000_000_000);
     cases.push(case("nanoseconds >= 1 s", nanos.to_bytes(), 8, "nanoseconds"));
+    for (what, secs) in [("i64::MAX", i64::MAX), ("year 3000", 32_503_680_000), ("i64::MIN", i64::MIN)] {
+        let mut p = RawPack::new(root).with_file(b"t", b"x");
+        p.after[0].mtime = (secs, 0);
+        cases.push(case(format!("product mtime {what}"), p.to_bytes(), 8, "outside what file systems store"));
+    }
     let mut kind = RawPack::new(root);
     kind.after.push(RawEntry {
         node: RawNode::Kind(3),
@@ -294,7 +299,7 @@ fn hostile_checkpoints_are_refused_before_the_first_write() {
         // inspect and verify refuse the same (verify checks blobs too).
         // verify checks the format; what is only unsafe to *apply* (the
         // marker's name, a setuid file) is refused by restore's plan check.
-        let plan_level = ["reserved", "setuid"].contains(&c.reason);
+        let plan_level = ["reserved", "setuid", "outside what file systems store"].contains(&c.reason);
         let run = run_args(&["verify", dir.to_str().unwrap()]);
         assert_eq!(run.code, if plan_level { 0 } else { c.code }, "verify {}: {}", c.name, run.stderr);
         assert!(run.max_rss_kib < RSS_LIMIT_KIB, "verify {}: {} KiB", c.name, run.max_rss_kib);
@@ -996,4 +1001,36 @@ fn relative_state_path_without_a_directory() {
     let run = run_cmd(cmd);
     run.assert_code(0, "relative state");
     assert!(arena.dir.path().join("state").is_file());
+}
+
+/// Bug (found by fuzz/merge_plan): a checkpoint whose product mtime is
+/// `i64::MAX` made `fresh_mtime` saturate to the same second, so a changed
+/// source did not look newer than the restored products: a silently stale
+/// build. Such plans are now refused before any write (exit 8); the
+/// crafted-pack cases "product mtime ..." above cover it through the binary.
+#[test]
+fn fuzz_fresh_mtime_saturates_at_i64_max() {
+    use nix_checkpoint::merge::plan;
+    use nix_checkpoint::tree::{Entry, Manifest, Node, RelPath, Timestamp};
+    let dir = |secs: i64| Entry {
+        path: RelPath::new(b"a").unwrap(),
+        node: Node::Dir,
+        mode: 0o755,
+        mtime: Timestamp::new(secs, 375_000_000),
+    };
+    let p = Manifest::new(vec![dir(0)]).unwrap();
+    let b = Manifest::new(vec![dir(i64::MAX)]).unwrap();
+    let c = Manifest::new(vec![dir(1)]).unwrap();
+    let plan = plan(&p, &b, &c, Timestamp::new(1_700_000_000, 0));
+    // The planner cannot go beyond i64::MAX...
+    assert!(plan.fresh_mtime <= Timestamp::new(i64::MAX, 375_000_000));
+    // ...so apply refuses the plan before writing anything.
+    let err = nix_checkpoint::apply::check_plan(Path::new("/build"), &plan).unwrap_err();
+    assert!(err.to_string().contains("outside what file systems store"), "{err}");
+    assert_eq!(err.exit_code(), nix_checkpoint::exit_code::ExitCode::CheckpointUnsafe);
+    // The latest accepted mtime still leaves room for a strictly newer fresh one.
+    let b = Manifest::new(vec![dir(nix_checkpoint::apply::MAX_RESTORED_SECS)]).unwrap();
+    let plan = nix_checkpoint::merge::plan(&p, &b, &c, Timestamp::new(1_700_000_000, 0));
+    nix_checkpoint::apply::check_plan(Path::new("/build"), &plan).unwrap();
+    assert!(plan.fresh_mtime.secs <= nix_checkpoint::apply::MAX_RESTORED_SECS + 1);
 }

@@ -183,6 +183,15 @@ pub fn check_no_interrupted_restore(root: &Path) -> Result<(), ApplyError> {
     }
 }
 
+/// The checks [`apply`] makes on a plan before writing anything (pure):
+/// `Err(UnsafePlan)` for what a checkpoint must never ask for,
+/// `Err(InvalidPlan)` for what a correct planner never produces.
+pub fn check_plan(root: &Path, plan: &Plan) -> Result<(), ApplyError> {
+    preflight::check(root, plan)
+}
+
+pub use preflight::{MAX_RESTORED_SECS, MIN_RESTORED_SECS};
+
 /// [`apply`] with options; also reports what was skipped.
 pub fn apply_with(
     root: &Path,
