@@ -878,7 +878,9 @@ fn killed_restore_is_detected_by_the_next_step() {
     for i in 0..40u64 {
         reset_root(&arena);
         let child = spawn(&["restore".as_ref(), "--root".as_ref(), root.as_os_str(), cp.as_os_str()]);
-        let delay = i * i * 300;
+        // Spread over the whole restore (about 0.5 to 2 s here): blob
+        // checks first, then writes.
+        let delay = i * i * 1500;
         let finished = kill_after(child, delay);
         let now = shape(&root);
         if root.join(MARKER).exists() {
