@@ -1036,3 +1036,27 @@ fn fuzz_fresh_mtime_saturates_at_i64_max() {
     nix_checkpoint::apply::check_plan(Path::new("/build"), &plan).unwrap();
     assert!(plan.fresh_mtime.secs <= nix_checkpoint::apply::MAX_RESTORED_SECS + 1);
 }
+
+/// Bug: a fifo in place of `checkpoint.nckp` (or of the snapshot state)
+/// made `restore` (or `save`) block forever in open(2). Now exit 7, "not a
+/// regular file", tree untouched.
+#[test]
+fn fifo_in_place_of_the_pack_does_not_hang() {
+    let mut arena = Arena::new();
+    populate_sources(&arena.root());
+    let dir = arena.store().join("fifo");
+    std::fs::create_dir_all(&dir).unwrap();
+    mkfifo(&dir.join("checkpoint.nckp"));
+    arena.seal(&[&arena.root()]);
+    let run = with_timeout(|| arena.restore(&dir, &[]), "restore from a fifo");
+    run.assert_code(7, "fifo pack").assert_stderr_has("not a regular file", "fifo pack");
+    let run = with_timeout(|| arena.restore(&dir, &["--fallback-on-error"]), "restore from a fifo");
+    run.assert_code(3, "fifo pack, fallback");
+    arena.check("fifo pack");
+    // The same for the state file read by save.
+    mkfifo(&arena.state());
+    arena.seal(&[&arena.root()]);
+    let run = with_timeout(|| arena.save(&arena.dir.path().join("outside/cp")), "save from a fifo state");
+    run.assert_code(4, "fifo state");
+    arena.check("fifo state");
+}

@@ -472,7 +472,13 @@ pub fn open_container(
         }
     };
 
-    let file = File::open(path).map_err(|e| read_err("open", e))?;
+    // O_NONBLOCK: a fifo (or device) in place of the file must be refused
+    // below as "not a regular file", not block the open forever.
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags((nix::fcntl::OFlag::O_NONBLOCK | nix::fcntl::OFlag::O_NOCTTY).bits())
+        .open(path)
+        .map_err(|e| read_err("open", e))?;
     let meta = file.metadata().map_err(|e| read_err("stat", e))?;
     if !meta.is_file() {
         return Err(unsupported("open", "not a regular file".into()));
