@@ -46,6 +46,7 @@ mod tests;
 pub use error::{ApplyError, Op};
 pub use safe_dir::SafeRoot;
 
+
 use crate::merge::{Action, Plan};
 use crate::store_path::rewrite::Rewriter;
 use crate::tree::{ContentHash, Entry, Kind, Node, RelPath, Timestamp};
@@ -66,7 +67,42 @@ pub trait BlobSource: Sync {
         &self,
         hash: ContentHash,
     ) -> Result<Vec<u8>, Box<dyn std::error::Error + Send + Sync>>;
+
+    /// The blob's size when the source can stream it (see
+    /// [`BlobSource::stream_blob`]); `None` (the default) means it is always
+    /// read whole with [`BlobSource::read_blob`].
+    fn streamable_size(&self, hash: ContentHash) -> Option<u64> {
+        let _ = hash;
+        None
+    }
+
+    /// Streams the blob through `rewriter` into `out` in bounded memory,
+    /// returning the bytes written. The checksum is only known at the end:
+    /// on error, what `out` received must be discarded.
+    fn stream_blob(
+        &self,
+        hash: ContentHash,
+        rewriter: &Rewriter,
+        out: &mut dyn std::io::Write,
+    ) -> Result<u64, StreamError> {
+        let mut content = self.read_blob(hash).map_err(StreamError::Source)?;
+        rewriter.rewrite_in_place(&mut content);
+        out.write_all(&content).map_err(StreamError::Write)?;
+        Ok(content.len() as u64)
+    }
 }
+
+/// Why [`BlobSource::stream_blob`] failed: the checkpoint, or the write.
+#[derive(Debug)]
+pub enum StreamError {
+    Source(Box<dyn std::error::Error + Send + Sync>),
+    Write(std::io::Error),
+}
+
+/// Blobs larger than this are streamed into their file instead of being
+/// read whole first, so memory stays bounded (threads x this) whatever
+/// sizes a checkpoint holds.
+pub const STREAM_ABOVE: u64 = 8 << 20;
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
 pub struct ApplyStats {
@@ -146,6 +182,15 @@ pub fn check_no_interrupted_restore(root: &Path) -> Result<(), ApplyError> {
         }),
     }
 }
+
+/// The checks [`apply`] makes on a plan before writing anything (pure):
+/// `Err(UnsafePlan)` for what a checkpoint must never ask for,
+/// `Err(InvalidPlan)` for what a correct planner never produces.
+pub fn check_plan(root: &Path, plan: &Plan) -> Result<(), ApplyError> {
+    preflight::check(root, plan)
+}
+
+pub use preflight::{MAX_RESTORED_SECS, MIN_RESTORED_SECS};
 
 /// [`apply`] with options; also reports what was skipped.
 pub fn apply_with(
@@ -501,6 +546,58 @@ impl Applier<'_> {
         let path = &entry.path;
         let (_, name) = split(path);
         match &entry.node {
+            Node::File { size, hash }
+                if self
+                    .blobs
+                    .streamable_size(*hash)
+                    .is_some_and(|n| n > STREAM_ABOVE) =>
+            {
+                // Too large to hold: streamed (`restore` verified every
+                // blob before the first write, so a failure here means the
+                // pack changed under us; the marker stays).
+                let dir = match self.parent(cursor, Op::CreateFile, path) {
+                    Ok(dir) => dir,
+                    Err(went) => return went.map(drop),
+                };
+                let mut source_error = None;
+                let written = safe_dir::create_file_with(dir, name, entry.mode, entry.mtime, |file| {
+                    let mut out = std::io::BufWriter::with_capacity(1 << 20, file);
+                    let n = self
+                        .blobs
+                        .stream_blob(*hash, self.rewriter, &mut out)
+                        .and_then(|n| std::io::Write::flush(&mut out).map(|()| n).map_err(StreamError::Write));
+                    match n {
+                        Ok(n) => Ok(n),
+                        Err(StreamError::Write(e)) => Err(e),
+                        Err(StreamError::Source(e)) => {
+                            source_error = Some(e);
+                            Err(std::io::Error::other("blob"))
+                        }
+                    }
+                });
+                let written = match (written, source_error) {
+                    (_, Some(source)) => {
+                        return Err(ApplyError::Blob {
+                            op: Op::ReadBlob,
+                            path: self.root.display(path.as_bytes()),
+                            hash: *hash,
+                            source,
+                        })
+                    }
+                    (Err((op, errno)), None) => return Err(self.io(op, path, errno)),
+                    (Ok(n), None) => n,
+                };
+                if written != *size {
+                    return Err(ApplyError::SizeMismatch {
+                        op: Op::ReadBlob,
+                        path: self.root.display(path.as_bytes()),
+                        expected: *size,
+                        actual: written,
+                    });
+                }
+                Counts::add(&self.counts.files_created, 1);
+                Counts::add(&self.counts.bytes_written, *size);
+            }
             Node::File { size, hash } => {
                 // Read and check the content first: a corrupt checkpoint
                 // fails before the file exists.

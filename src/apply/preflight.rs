@@ -12,6 +12,16 @@ use std::path::Path;
 
 const SETUID_SETGID: u32 = 0o6000;
 
+/// Latest mtime (seconds) a plan may restore: one second before the latest
+/// ext4 can store (2446-05-10), so that the fresh mtime (`newest + 1 s`)
+/// is still representable and strictly newer. Beyond it, the planner's
+/// `fresh_mtime` saturates at `i64::MAX` or the file system clamps both to
+/// the same second, and a changed source would not look newer than the
+/// products restored beside it: a silently stale build.
+pub const MAX_RESTORED_SECS: i64 = 0x3_7fff_ffff - 1;
+/// Earliest mtime (seconds) a plan may restore (ext4's earliest).
+pub const MIN_RESTORED_SECS: i64 = i32::MIN as i64;
+
 pub(super) fn check(root: &Path, plan: &Plan) -> Result<(), ApplyError> {
     let abs = |p: &crate::tree::RelPath| root.join(p.as_path());
     let unsafe_plan = |p: &crate::tree::RelPath, reason: String| ApplyError::UnsafePlan {
@@ -58,6 +68,16 @@ pub(super) fn check(root: &Path, plan: &Plan) -> Result<(), ApplyError> {
             return Err(unsafe_plan(
                 path,
                 format!("mtime {mtime:?} has nanoseconds beyond 1 s"),
+            ));
+        }
+        if !(MIN_RESTORED_SECS..=MAX_RESTORED_SECS).contains(&mtime.secs) {
+            return Err(unsafe_plan(
+                path,
+                format!(
+                    "mtime {} s is outside what file systems store ({MIN_RESTORED_SECS}..={MAX_RESTORED_SECS}): \
+                     restored, it would hide every change from make",
+                    mtime.secs
+                ),
             ));
         }
         if mode & !crate::tree::manifest::PERMISSION_BITS != 0 {

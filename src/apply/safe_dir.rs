@@ -310,6 +310,37 @@ pub fn create_file(
     Ok(())
 }
 
+/// [`create_file`] with the content written by `write` (which returns the
+/// bytes it wrote); the mode and mtime are set after it succeeded.
+pub fn create_file_with(
+    dir: BorrowedFd<'_>,
+    name: &[u8],
+    mode: u32,
+    mtime: Timestamp,
+    write: impl FnOnce(&mut File) -> std::io::Result<u64>,
+) -> Result<u64, (crate::apply::error::Op, Errno)> {
+    use crate::apply::error::Op;
+    let fd = fcntl::openat(
+        Some(dir.as_raw_fd()),
+        name,
+        OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+        Mode::from_bits_truncate(0o600),
+    )
+    .map_err(|e| (Op::CreateFile, e))?;
+    // SAFETY: a fresh fd from openat, owned by nobody else.
+    let mut file = File::from(unsafe { OwnedFd::from_raw_fd(fd) });
+    let written = write(&mut file).map_err(|e| {
+        (
+            Op::Write,
+            Errno::from_raw(e.raw_os_error().unwrap_or(nix::libc::EIO)),
+        )
+    })?;
+    stat::fchmod(file.as_raw_fd(), mode_bits(mode)).map_err(|e| (Op::SetMode, e))?;
+    stat::futimens(file.as_raw_fd(), &TimeSpec::UTIME_OMIT, &timespec(mtime))
+        .map_err(|e| (Op::SetTimes, e))?;
+    Ok(written)
+}
+
 /// `symlinkat`: fails if anything is at `name`.
 pub fn create_symlink(dir: BorrowedFd<'_>, name: &[u8], target: &[u8]) -> Result<(), Errno> {
     unistd::symlinkat(target, Some(dir.as_raw_fd()), name)

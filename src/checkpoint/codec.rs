@@ -472,7 +472,13 @@ pub fn open_container(
         }
     };
 
-    let file = File::open(path).map_err(|e| read_err("open", e))?;
+    // O_NONBLOCK: a fifo (or device) in place of the file must be refused
+    // below as "not a regular file", not block the open forever.
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags((nix::fcntl::OFlag::O_NONBLOCK | nix::fcntl::OFlag::O_NOCTTY).bits())
+        .open(path)
+        .map_err(|e| read_err("open", e))?;
     let meta = file.metadata().map_err(|e| read_err("stat", e))?;
     if !meta.is_file() {
         return Err(unsupported("open", "not a regular file".into()));
@@ -637,7 +643,12 @@ impl AtomicFile {
     /// of that name (from a killed run) is removed first; anything else of
     /// that name (a directory, a symlink) is an error and is left alone.
     pub fn create(dest: &Path) -> Result<AtomicFile, FormatError> {
-        let dir = dest.parent().unwrap_or(Path::new(".")).to_owned();
+        // `Path::new("state").parent()` is `Some("")`: that is the current
+        // directory, which `File::open("")` (for the directory fsync) is not.
+        let dir = match dest.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
+            _ => PathBuf::from("."),
+        };
         let name = dest.file_name().unwrap_or_default().to_string_lossy();
         let temp = dir.join(format!(".{name}.tmp"));
         let open = || {

@@ -6,6 +6,8 @@ mod codec;
 pub mod error;
 pub mod pack;
 pub mod state;
+#[doc(hidden)]
+pub mod testing;
 
 pub use codec::{
     FORMAT_VERSION, MAX_BLOBS, MAX_BLOB_SIZE, MAX_DEPENDENCIES, MAX_ENTRIES, MAX_OUTPUTS,

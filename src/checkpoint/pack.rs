@@ -694,6 +694,29 @@ impl PackReader {
         Ok(rec.raw_size)
     }
 
+    /// Decompresses and checks the blobs with these hashes (each once), in
+    /// parallel, in bounded memory. `restore` calls it before its first
+    /// write, so that a corrupt or hostile blob leaves the tree untouched.
+    pub fn verify_blobs(
+        &self,
+        hashes: impl IntoIterator<Item = ContentHash>,
+    ) -> Result<VerifyStats, FormatError> {
+        let mut wanted: Vec<&BlobRecord> = Vec::new();
+        for hash in hashes {
+            wanted.push(self.record(hash)?);
+        }
+        wanted.sort_by_key(|r| r.hash);
+        wanted.dedup_by_key(|r| r.hash);
+        wanted
+            .par_iter()
+            .try_for_each(|r| self.stream_record(r, &mut |_| Ok(())))?;
+        Ok(VerifyStats {
+            blobs: wanted.len() as u64,
+            raw_bytes: wanted.iter().map(|r| r.raw_size).sum(),
+            stored_bytes: wanted.iter().map(|r| r.stored_len).sum(),
+        })
+    }
+
     /// Decompresses and checks every blob, in parallel.
     pub fn verify(&self) -> Result<VerifyStats, FormatError> {
         self.records
@@ -774,6 +797,120 @@ impl crate::apply::BlobSource for PackReader {
         hash: ContentHash,
     ) -> Result<Vec<u8>, Box<dyn std::error::Error + Send + Sync>> {
         PackReader::read_blob(self, hash).map_err(Into::into)
+    }
+
+    fn streamable_size(&self, hash: ContentHash) -> Option<u64> {
+        self.blob(hash).map(|r| r.raw_size)
+    }
+
+    fn stream_blob(
+        &self,
+        hash: ContentHash,
+        rewriter: &crate::store_path::rewrite::Rewriter,
+        out: &mut dyn Write,
+    ) -> Result<u64, crate::apply::StreamError> {
+        use crate::apply::StreamError;
+        let rec = self
+            .record(hash)
+            .map_err(|e| StreamError::Source(e.into()))?;
+        let error = std::cell::RefCell::new(None);
+        let reader = BlobReader {
+            pack: self,
+            rec,
+            inner: None,
+            hasher: Xxh3::new(),
+            total: 0,
+            error: &error,
+        };
+        match rewriter.copy_rewriting(reader, out) {
+            Ok(n) => Ok(n),
+            Err(e) => match error.into_inner() {
+                Some(source) => Err(StreamError::Source(Box::new(source))),
+                None => Err(StreamError::Write(e)),
+            },
+        }
+    }
+}
+
+/// A blob as a `Read`: decompressed, bounded by its declared size, and
+/// checked (size and checksum) at its end, where a mismatch is an error
+/// instead of EOF. The [`FormatError`] is kept in `error`.
+struct BlobReader<'a> {
+    pack: &'a PackReader,
+    rec: &'a BlobRecord,
+    inner: Option<Box<dyn Read + 'a>>,
+    hasher: Xxh3,
+    total: u64,
+    error: &'a std::cell::RefCell<Option<FormatError>>,
+}
+
+impl BlobReader<'_> {
+    fn fail(&self, e: FormatError) -> io::Error {
+        let text = e.to_string();
+        *self.error.borrow_mut() = Some(e);
+        io::Error::new(io::ErrorKind::InvalidData, text)
+    }
+    fn corrupt(&self, detail: String) -> FormatError {
+        FormatError::Corrupt {
+            role: Role::Checkpoint,
+            path: self.pack.path.clone(),
+            op: format!("read blob {:032x}", self.rec.hash),
+            detail,
+        }
+    }
+}
+
+impl Read for BlobReader<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        if self.inner.is_none() {
+            let range = PackRange {
+                file: &self.pack.file,
+                pos: self.rec.offset,
+                end: self.rec.offset + self.rec.stored_len,
+            };
+            self.inner = Some(match self.rec.compression {
+                Compression::Raw => Box::new(range),
+                Compression::Zstd => match zstd::stream::read::Decoder::new(range) {
+                    Ok(dec) => Box::new(dec.take(self.rec.raw_size.saturating_add(1))),
+                    Err(e) => return Err(self.fail(self.corrupt(format!("zstd: {e}")))),
+                },
+            });
+        }
+        let n = match self.inner.as_mut().expect("just set").read(buf) {
+            Ok(n) => n,
+            Err(e) => {
+                let err = self.corrupt(format!("cannot read or decompress: {e}"));
+                return Err(self.fail(err));
+            }
+        };
+        self.total += n as u64;
+        if self.total > self.rec.raw_size {
+            let err = FormatError::Unsafe {
+                role: Role::Checkpoint,
+                path: self.pack.path.clone(),
+                op: format!("read blob {:032x}", self.rec.hash),
+                detail: format!(
+                    "decompresses beyond its declared {} bytes (a decompression bomb?)",
+                    self.rec.raw_size
+                ),
+            };
+            return Err(self.fail(err));
+        }
+        self.hasher.update(&buf[..n]);
+        if n == 0 {
+            if self.total != self.rec.raw_size {
+                let err = self.corrupt(format!("{} bytes, {} declared", self.total, self.rec.raw_size));
+                return Err(self.fail(err));
+            }
+            if self.hasher.digest128() != self.rec.checksum {
+                let err = self.corrupt("checksum mismatch".into());
+                return Err(self.fail(err));
+            }
+        }
+        Ok(n)
     }
 }
 

@@ -98,7 +98,49 @@ pub fn run(
         });
     }
 
-    let applied = crate::apply::apply(&tree.root, &plan, &reader, &rewriter)?;
+    // Blobs are only checked when read: check every blob the plan needs
+    // now, before the first write, so that a corrupt or hostile blob leaves
+    // the tree untouched (and `--fallback-on-error` can fall back).
+    let needed = plan.actions.iter().filter_map(|a| match a {
+        merge::Action::Create { entry, .. } => match entry.node {
+            crate::tree::Node::File { hash, .. } => Some(hash),
+            _ => None,
+        },
+        _ => None,
+    });
+    if let Err(e) = reader.verify_blobs(needed) {
+        if options.fallback_on_error {
+            return Ok(fall_back(
+                format!("the checkpoint is unusable ({e})"),
+                started,
+                warnings,
+            ));
+        }
+        return Err(e.into());
+    }
+
+    let applied = match crate::apply::apply(&tree.root, &plan, &reader, &rewriter) {
+        Ok(applied) => applied,
+        // Refused before the first write: say which checkpoint and what to
+        // do, like every other unsafe checkpoint, and honour the fallback.
+        Err(e @ crate::apply::ApplyError::UnsafePlan { .. }) => {
+            let e = crate::checkpoint::FormatError::Unsafe {
+                role: crate::checkpoint::Role::Checkpoint,
+                path: reader.path().to_owned(),
+                op: "check the restore plan".into(),
+                detail: e.to_string(),
+            };
+            if options.fallback_on_error {
+                return Ok(fall_back(
+                    format!("the checkpoint is unusable ({e})"),
+                    started,
+                    warnings,
+                ));
+            }
+            return Err(e.into());
+        }
+        Err(e) => return Err(e.into()),
+    };
     let secs = seconds(started);
     Ok(Report {
         exit: ExitCode::Success,

@@ -1,0 +1,1062 @@
+//! Abuse of the built binary: hostile checkpoints, hostile build trees,
+//! full disks and killed processes. Every case checks, byte for byte
+//! (content, modes, nanosecond mtimes), that the canary directory beside
+//! the build root and the checkpoint itself are unchanged, and, where the
+//! command must refuse, that the build tree is too.
+//!
+//! Needs root (mknod, mount, setpriv) for some cases; those skip themselves
+//! when not root.
+
+mod util;
+#[path = "util/guard.rs"]
+mod guard;
+
+use nix_checkpoint::checkpoint::testing::{RawBlob, RawEntry, RawNode, RawPack};
+use std::ffi::OsStr;
+use std::io::Write;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use guard::*;
+use xxhash_rust::xxh3::xxh3_128;
+
+const MARKER: &str = ".nix-checkpoint-restoring";
+/// Peak RSS allowed for any run against a hostile checkpoint.
+const RSS_LIMIT_KIB: i64 = 100 * 1024;
+
+fn is_root() -> bool {
+    nix::unistd::geteuid().is_root()
+}
+
+/// A small source tree in the arena's root.
+fn populate_sources(root: &Path) {
+    std::fs::create_dir_all(root.join("src/sub")).unwrap();
+    std::fs::write(root.join("src/main.c"), "int main(void){return 0;}\n").unwrap();
+    std::fs::write(root.join("src/sub/util.h"), "#define X 1\n").unwrap();
+    std::os::unix::fs::symlink("main.c", root.join("src/alias.c")).unwrap();
+    let t = filetime::FileTime::from_unix_time(1, 0);
+    for e in walkdir::WalkDir::new(root).contents_first(true) {
+        filetime::set_symlink_file_times(e.unwrap().path(), t, t).unwrap();
+    }
+}
+
+/// Everything of the tree except the snapshot state (which restore itself
+/// never writes).
+fn tree_picture(root: &Path) -> Picture {
+    picture(root)
+}
+
+// ------------------------------------------------ validation before writing
+
+/// One hostile checkpoint: a name, the pack bytes, the exit code and a
+/// fragment of the message that shows why it was refused.
+struct Case {
+    name: String,
+    bytes: Vec<u8>,
+    code: i32,
+    reason: &'static str,
+}
+
+fn case(name: impl Into<String>, bytes: Vec<u8>, code: i32, reason: &'static str) -> Case {
+    Case {
+        name: name.into(),
+        bytes,
+        code,
+        reason,
+    }
+}
+
+/// A sound pack for `root`: a directory, files (one zstd blob), a symlink.
+fn sound_pack(root: &[u8]) -> RawPack {
+    let mut p = RawPack::new(root)
+        .with_dir(b"out")
+        .with_file(b"out/a.o", b"object a")
+        .with_symlink(b"out/link", b"a.o");
+    let big = vec![b'z'; 10_000];
+    p.after.push(RawEntry::file(b"out/big", &big));
+    p.blobs.push(RawBlob::zstd(&big));
+    p.blobs.sort_by_key(|b| b.hash);
+    sorted(p)
+}
+
+/// Sorts B by path, as a sound pack has it.
+fn sorted(mut p: RawPack) -> RawPack {
+    p.after.sort_by(|a, b| a.path.cmp(&b.path));
+    p
+}
+
+fn hostile_cases(root: &[u8]) -> Vec<Case> {
+    let sound = sound_pack(root);
+    let sound_bytes = sound.to_bytes();
+    let mut cases = Vec::new();
+
+    // Not ours, or damaged.
+    cases.push(case("empty file", Vec::new(), 6, "truncated"));
+    cases.push(case("ELF", b"\x7fELF\x02\x01\x01\0\0\0\0\0\0\0\0\0rest".to_vec(), 7, "wrong magic"));
+    cases.push(case("text", b"#!/bin/sh\necho hello\n".repeat(10), 7, "wrong magic"));
+    let mut v2 = sound_bytes.clone();
+    v2[8] = 2;
+    cases.push(case("version 2", v2, 7, "format version 2"));
+    let mut flags = sound_bytes.clone();
+    flags[12] = 1;
+    cases.push(case("feature flags", flags, 7, "feature flags"));
+    for cut in [1usize, 8, 15, 16, 79, sound_bytes.len() / 2, sound_bytes.len() - 1] {
+        cases.push(case(
+            format!("truncated to {cut} bytes"),
+            sound_bytes[..cut].to_vec(),
+            6,
+            "corrupt",
+        ));
+    }
+    let mut extended = sound_bytes.clone();
+    extended.push(0);
+    cases.push(case("one byte appended", extended, 6, "corrupt"));
+    for at in [sound_bytes.len() - 70, sound_bytes.len() - 20, sound_bytes.len() - 40] {
+        let mut b = sound_bytes.clone();
+        b[at] ^= 0x40;
+        cases.push(case(format!("byte {at} flipped"), b, 6, "corrupt"));
+    }
+
+    // Hostile paths: each must be refused as unsafe.
+    let long_name = vec![b'n'; 256];
+    let mut too_long_path = Vec::new();
+    while too_long_path.len() < 4096 {
+        too_long_path.extend_from_slice(b"dddddddd/");
+    }
+    too_long_path.extend_from_slice(b"f");
+    let paths: Vec<(&str, Vec<u8>, &'static str)> = vec![
+        ("parent escape", b"../owned".to_vec(), "`..` component"),
+        ("deep escape", b"../../../../../../tmp/owned".to_vec(), "`..` component"),
+        ("absolute", b"/tmp/owned".to_vec(), "absolute path"),
+        ("NUL", b"own\0ed".to_vec(), "NUL byte"),
+        ("empty", Vec::new(), "empty path"),
+        ("dot", b".".to_vec(), "`.` component"),
+        ("dot inside", b"out/./x".to_vec(), "`.` component"),
+        ("double slash", b"out//x".to_vec(), "empty component"),
+        ("trailing slash", b"owned/".to_vec(), "empty component"),
+        ("NAME_MAX + 1", long_name, "NAME_MAX"),
+        ("PATH_MAX + 1", too_long_path, "the limit is 4095"),
+    ];
+    for (name, path, reason) in paths {
+        let mut p = RawPack::new(root);
+        p.after.push(RawEntry::file(&path, b"x"));
+        p.blobs.push(RawBlob::raw(b"x"));
+        cases.push(case(format!("path: {name}"), p.to_bytes(), 8, reason));
+    }
+    let dup = RawPack::new(root)
+        .with_file(b"owned", b"x")
+        .with_file(b"owned", b"x");
+    cases.push(case("duplicate path", dup.to_bytes(), 8, "listed twice"));
+    let file_and_dir = RawPack::new(root).with_dir(b"owned").with_file(b"owned", b"x");
+    cases.push(case("file and directory at one path", file_and_dir.to_bytes(), 8, "listed twice"));
+    let under_link = RawPack::new(root)
+        .with_symlink(b"escape", b"../canary")
+        .with_file(b"escape/owned", b"x");
+    cases.push(case("entry under a symlink of the checkpoint", under_link.to_bytes(), 8, "is not a directory"));
+    let under_abs_link = RawPack::new(root)
+        .with_symlink(b"escape", b"/")
+        .with_dir(b"escape/tmp");
+    cases.push(case("directory under an absolute symlink", under_abs_link.to_bytes(), 8, "is not a directory"));
+    let under_file = RawPack::new(root)
+        .with_file(b"f", b"y")
+        .with_file(b"f/owned", b"x");
+    cases.push(case("entry under a file", under_file.to_bytes(), 8, "is not a directory"));
+    let orphan = RawPack::new(root).with_file(b"nodir/owned", b"x");
+    cases.push(case("entry without its parent", orphan.to_bytes(), 8, "is not a directory"));
+    let mut unordered = RawPack::new(root).with_file(b"b", b"x").with_file(b"a", b"x");
+    unordered.blobs.dedup_by_key(|b| b.hash);
+    cases.push(case("paths out of order", unordered.to_bytes(), 8, "out of order"));
+
+    // Hostile entries.
+    let marker = RawPack::new(root).with_file(MARKER.as_bytes(), b"x");
+    cases.push(case("the restore marker as a product", marker.to_bytes(), 8, "reserved"));
+    let mut setuid = RawPack::new(root).with_file(b"su", b"x");
+    setuid.after[0].mode = 0o4755;
+    cases.push(case("setuid file", setuid.to_bytes(), 8, "setuid"));
+    let mut type_bits = RawPack::new(root).with_file(b"dev", b"x");
+    type_bits.after[0].mode = 0o020644;
+    cases.push(case("file-type bits in the mode", type_bits.to_bytes(), 8, "more than permission bits"));
+    let mut nanos = RawPack::new(root).with_file(b"t", b"x");
+    nanos.after[0].mtime = (1, 1_000_000_000);
+    cases.push(case("nanoseconds >= 1 s", nanos.to_bytes(), 8, "nanoseconds"));
+    for (what, secs) in [("i64::MAX", i64::MAX), ("year 3000", 32_503_680_000), ("i64::MIN", i64::MIN)] {
+        let mut p = RawPack::new(root).with_file(b"t", b"x");
+        p.after[0].mtime = (secs, 0);
+        cases.push(case(format!("product mtime {what}"), p.to_bytes(), 8, "outside what file systems store"));
+    }
+    let mut kind = RawPack::new(root);
+    kind.after.push(RawEntry {
+        node: RawNode::Kind(3),
+        ..RawEntry::dir(b"dev")
+    });
+    cases.push(case("unknown entry kind (a device?)", kind.to_bytes(), 8, "unknown entry kind"));
+    let empty_target = RawPack::new(root).with_symlink(b"l", b"");
+    cases.push(case("empty symlink target", empty_target.to_bytes(), 8, "empty symlink target"));
+    let nul_target = RawPack::new(root).with_symlink(b"l", b"a\0b");
+    cases.push(case("NUL in a symlink target", nul_target.to_bytes(), 8, "NUL"));
+    let mut missing_blob = RawPack::new(root).with_file(b"f", b"x");
+    missing_blob.blobs.clear();
+    cases.push(case("file without its blob", missing_blob.to_bytes(), 8, "no blob"));
+    let mut extra_blob = RawPack::new(root);
+    extra_blob.blobs.push(RawBlob::raw(b"smuggled"));
+    cases.push(case("blob of no file", extra_blob.to_bytes(), 8, "content of no new or changed file"));
+    let mut relative_root = sound.clone();
+    relative_root.info.root = b"build".to_vec();
+    cases.push(case("relative root", relative_root.to_bytes(), 8, "is not absolute"));
+
+    // Huge counts and sizes, bombs.
+    let mut count = RawPack::new(root);
+    count.after_count = Some(u32::MAX);
+    cases.push(case("4 billion entries declared", count.to_bytes(), 8, "the limit is"));
+    let mut count = RawPack::new(root);
+    count.after_count = Some(8 << 20);
+    cases.push(case("8 million entries declared, none present", count.to_bytes(), 8, "remain"));
+    let mut blobs = RawPack::new(root);
+    blobs.blob_count = Some(u32::MAX);
+    cases.push(case("4 billion blobs declared", blobs.to_bytes(), 8, "the limit is"));
+    let mut size = RawPack::new(root);
+    size.after.push(RawEntry {
+        node: RawNode::File {
+            size: u64::MAX,
+            hash: 7,
+        },
+        ..RawEntry::file(b"huge", b"")
+    });
+    cases.push(case("file of 2^64 - 1 bytes", size.to_bytes(), 8, "beyond the limit"));
+    let mut declared = sound.clone();
+    declared.declared_section_raw = Some(1 << 40);
+    cases.push(case("section declares 1 TiB", declared.to_bytes(), 8, "section declares"));
+    let mut bomb = RawPack::new(root);
+    bomb.section_tail = vec![0; 64 << 20];
+    let section_len = bomb.section().len() as u64;
+    bomb.declared_section_raw = Some(section_len - (64 << 20) + 1000);
+    cases.push(case("manifest zstd bomb (64 MiB of zeros)", bomb.to_bytes(), 8, "decompression bomb"));
+
+    // Blobs: checked before the first write, so the tree stays untouched.
+    let mut blob_bomb = RawPack::new(root).with_file(b"bomb", b"tiny");
+    blob_bomb.blobs[0] = RawBlob {
+        hash: xxh3_128(b"tiny"),
+        raw_size: 4,
+        ..RawBlob::zstd(&vec![0u8; 256 << 20])
+    };
+    cases.push(case("blob zstd bomb (256 MiB of zeros declared as 4 bytes)", blob_bomb.to_bytes(), 8, "decompression bomb"));
+    let mut bad_blob = sound.clone();
+    let idx = bad_blob.blobs.iter().position(|b| !b.zstd).unwrap();
+    bad_blob.blobs[idx].stored[0] ^= 1;
+    cases.push(case("blob content flipped (checksum mismatch)", bad_blob.to_bytes(), 6, "checksum mismatch"));
+    let mut short_blob = sound.clone();
+    let idx = short_blob.blobs.iter().position(|b| b.zstd).unwrap();
+    let keep = short_blob.blobs[idx].stored.len() / 2;
+    short_blob.blobs[idx].stored.truncate(keep);
+    cases.push(case("zstd blob truncated", short_blob.to_bytes(), 6, "corrupt"));
+    let mut wrong_checksum = sound.clone();
+    wrong_checksum.blobs[0].checksum ^= 1;
+    cases.push(case("blob checksum wrong", wrong_checksum.to_bytes(), 6, "checksum mismatch"));
+    cases
+}
+
+/// Every hostile checkpoint is refused with its exit code and a message
+/// naming the file, what is wrong and what to do, before anything is
+/// written; with --fallback-on-error the same checkpoints give exit 3.
+/// Peak memory stays bounded throughout.
+#[test]
+fn hostile_checkpoints_are_refused_before_the_first_write() {
+    let mut arena = Arena::new();
+    populate_sources(&arena.root());
+    let cases = hostile_cases(&arena.root_bytes());
+    let mut dirs = Vec::new();
+    for (i, c) in cases.iter().enumerate() {
+        dirs.push(arena.put_pack(&format!("cp{i}"), &c.bytes));
+    }
+    arena.seal(&[]);
+    let tree = tree_picture(&arena.root());
+    let mut max_rss = 0;
+    for (c, dir) in cases.iter().zip(&dirs) {
+        let pack = dir.join("checkpoint.nckp");
+        for target in [dir, &pack] {
+            let run = arena.restore(target, &[]);
+            let what = format!("{} ({})", c.name, target.display());
+            run.assert_code(c.code, &what)
+                .assert_stderr_has(&pack.display().to_string(), &what)
+                .assert_stderr_has(c.reason, &what)
+                .assert_stderr_has("checkpoint", &what);
+            assert!(
+                run.stderr.contains("rebuild the checkpoint") || run.stderr.contains("prepareCheckpointBuild"),
+                "{what}: no advice in {}",
+                run.stderr
+            );
+            max_rss = max_rss.max(run.max_rss_kib);
+            assert!(run.max_rss_kib < RSS_LIMIT_KIB, "{what}: {} KiB", run.max_rss_kib);
+            assert_same(&what, &tree, &tree_picture(&arena.root()));
+            arena.check(&what);
+        }
+        let run = arena.restore(dir, &["--fallback-on-error"]);
+        run.assert_code(3, &format!("{} with --fallback-on-error", c.name))
+            .assert_stderr_has("NOTHING RESTORED", &c.name);
+        assert_same(&c.name, &tree, &tree_picture(&arena.root()));
+        arena.check(&c.name);
+        // inspect and verify refuse the same (verify checks blobs too).
+        // verify checks the format; what is only unsafe to *apply* (the
+        // marker's name, a setuid file) is refused by restore's plan check.
+        let plan_level = ["reserved", "setuid", "outside what file systems store"].contains(&c.reason);
+        let run = run_args(&["verify", dir.to_str().unwrap()]);
+        assert_eq!(run.code, if plan_level { 0 } else { c.code }, "verify {}: {}", c.name, run.stderr);
+        assert!(run.max_rss_kib < RSS_LIMIT_KIB, "verify {}: {} KiB", c.name, run.max_rss_kib);
+        arena.check(&c.name);
+    }
+    eprintln!("{} hostile checkpoints refused; peak RSS {max_rss} KiB", cases.len());
+}
+
+fn run_args(args: &[&str]) -> Run {
+    let args: Vec<&OsStr> = args.iter().map(OsStr::new).collect();
+    run(&args)
+}
+
+#[test]
+fn missing_checkpoint_is_exit_5_naming_the_file() {
+    let mut arena = Arena::new();
+    populate_sources(&arena.root());
+    arena.seal(&[]);
+    let tree = tree_picture(&arena.root());
+    for missing in [arena.store().join("nope"), arena.store().join("nope/checkpoint.nckp")] {
+        let run = arena.restore(&missing, &[]);
+        run.assert_code(5, "missing")
+            .assert_stderr_has("nope", "missing")
+            .assert_stderr_has("not found", "missing")
+            .assert_stderr_has("prepareCheckpointBuild", "missing");
+        arena.restore(&missing, &["--fallback-on-error"]).assert_code(3, "missing, fallback");
+    }
+    // An existing directory without a pack is missing too.
+    std::fs::create_dir_all(arena.store().join("empty")).unwrap();
+    arena.seal(&[]);
+    arena
+        .restore(&arena.store().join("empty"), &[])
+        .assert_code(5, "empty checkpoint dir");
+    assert_same("missing", &tree, &tree_picture(&arena.root()));
+    arena.check("missing");
+}
+
+/// A sound crafted pack is accepted and restored exactly (so each hostile
+/// case above is refused for its own reason, not for a crafting mistake).
+#[test]
+fn sound_crafted_pack_restores_exactly() {
+    let mut arena = Arena::new();
+    let dir = arena.put_pack("sound", &sound_pack(&arena.root_bytes()).to_bytes());
+    arena.seal(&[]);
+    arena.restore(&dir, &[]).assert_code(0, "sound");
+    arena.check("sound");
+    let root = arena.root();
+    assert_eq!(std::fs::read(root.join("out/a.o")).unwrap(), b"object a");
+    assert_eq!(std::fs::read(root.join("out/big")).unwrap(), vec![b'z'; 10_000]);
+    assert_eq!(std::fs::read_link(root.join("out/link")).unwrap(), Path::new("a.o"));
+    assert!(!root.join(MARKER).exists());
+    let run = run_args(&["verify", dir.to_str().unwrap()]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+}
+
+/// A symlink the checkpoint creates may point anywhere: it is created,
+/// never followed, and nothing is ever written through it.
+#[test]
+fn checkpoint_symlinks_pointing_outside_are_created_not_followed() {
+    let mut arena = Arena::new();
+    let canary = arena.canary();
+    let pack = RawPack::new(&arena.root_bytes())
+        .with_symlink(b"abs", canary.as_os_str().as_bytes())
+        .with_symlink(b"rel", b"../canary")
+        .with_symlink(b"owned", b"../canary/owned")
+        .with_file(b"z-after", b"written after the links");
+    let pack = sorted(pack);
+    let dir = arena.put_pack("links", &pack.to_bytes());
+    arena.seal(&[]);
+    arena.restore(&dir, &[]).assert_code(0, "links");
+    arena.check("links");
+    let root = arena.root();
+    assert_eq!(std::fs::read_link(root.join("rel")).unwrap(), Path::new("../canary"));
+    assert_eq!(std::fs::read_link(root.join("abs")).unwrap(), canary);
+}
+
+// ------------------------------------------------ a real checkpoint
+
+/// Snapshot of the sources, a "build" that makes products in `out/` (and
+/// `build/`, `deep/x/y`), a save into the store. Returns the checkpoint.
+fn real_checkpoint(arena: &Arena, name: &str) -> PathBuf {
+    let root = arena.root();
+    populate_sources(&root);
+    arena.snapshot().assert_code(0, "snapshot");
+    std::fs::create_dir_all(root.join("out")).unwrap();
+    std::fs::create_dir_all(root.join("build/obj")).unwrap();
+    std::fs::create_dir_all(root.join("deep/x/y")).unwrap();
+    for i in 0..20 {
+        std::fs::write(root.join(format!("build/obj/f{i}.o")), format!("object {i}\n").repeat(50)).unwrap();
+    }
+    std::fs::write(root.join("out/app"), b"\x7fELF app").unwrap();
+    std::fs::set_permissions(root.join("out/app"), std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::write(root.join("deep/x/y/owned"), "product").unwrap();
+    std::os::unix::fs::symlink("../out/app", root.join("build/app-link")).unwrap();
+    let cp = arena.store().join(name);
+    arena.save(&cp).assert_code(0, "save");
+    cp
+}
+
+fn reset_root(arena: &Arena) {
+    let root = arena.root();
+    if std::fs::symlink_metadata(&root).is_ok() {
+        util::make_writable(&root);
+        std::fs::remove_dir_all(&root).unwrap();
+    }
+    std::fs::create_dir_all(&root).unwrap();
+    populate_sources(&root);
+}
+
+/// The user's tree has a symlink where the checkpoint has a directory
+/// (`build -> <canary>`, relative or absolute), as a parent component
+/// (`deep/x -> ../canary`), or as the last component (`out/app ->
+/// canary/owned`): restore keeps the user's symlinks and writes nothing
+/// through them.
+#[test]
+fn planted_symlinks_in_the_tree_are_kept_and_never_followed() {
+    let mut arena = Arena::new();
+    let cp = real_checkpoint(&arena, "cp");
+    let canary = arena.canary();
+    let plants: Vec<(&str, PathBuf)> = vec![
+        ("build", canary.clone()),
+        ("build", PathBuf::from("../canary")),
+        ("deep", canary.join("sub")),
+        ("deep/x", PathBuf::from("../../canary")),
+        ("deep/x/y", canary.join("sub/deeper")),
+        ("out", PathBuf::from("../canary")),
+        ("out/app", canary.join("owned")),
+        ("out/app", PathBuf::from("../../canary/keep")),
+        ("build/obj/f3.o", canary.join("owned")),
+    ];
+    for (at, target) in plants {
+        reset_root(&arena);
+        let root = arena.root();
+        let link = root.join(at);
+        std::fs::create_dir_all(link.parent().unwrap()).unwrap();
+        std::os::unix::fs::symlink(&target, &link).unwrap();
+        arena.seal(&[]);
+        let what = format!("{at} -> {}", target.display());
+        for dry in [true, false] {
+            let extra: &[&str] = if dry { &["--dry-run"] } else { &[] };
+            let run = arena.restore(&cp, extra);
+            run.assert_code(0, &what);
+            arena.check(&what);
+        }
+        assert_eq!(std::fs::read_link(&link).unwrap(), target, "{what}: the user's symlink was replaced");
+        assert!(!root.join(MARKER).exists());
+        // What is not under the symlink is restored.
+        if !at.starts_with("out") {
+            assert_eq!(std::fs::read(root.join("out/app")).unwrap(), b"\x7fELF app", "{what}");
+        }
+    }
+}
+
+/// Non-UTF-8 names survive snapshot, save and restore byte for byte.
+#[test]
+fn non_utf8_names_round_trip() {
+    let mut arena = Arena::new();
+    let root = arena.root();
+    let name = |b: &[u8]| PathBuf::from(OsStr::from_bytes(b));
+    std::fs::create_dir_all(root.join(name(b"src-\xe9"))).unwrap();
+    std::fs::write(root.join(name(b"src-\xe9/caf\xe9.c")), "x").unwrap();
+    arena.snapshot().assert_code(0, "snapshot");
+    std::fs::create_dir_all(root.join(name(b"obj\xff\xfe"))).unwrap();
+    std::fs::write(root.join(name(b"obj\xff\xfe/caf\xe9.o")), b"product \xff").unwrap();
+    std::os::unix::fs::symlink(name(b"caf\xe9.o"), root.join(name(b"obj\xff\xfe/l\x80"))).unwrap();
+    let cp = arena.store().join("cp");
+    arena.save(&cp).assert_code(0, "save");
+    let expected = picture(&root.join(name(b"obj\xff\xfe")));
+    std::fs::remove_dir_all(root.join(name(b"obj\xff\xfe"))).unwrap();
+    arena.seal(&[]);
+    arena.restore(&cp, &[]).assert_code(0, "restore");
+    arena.check("non-UTF-8");
+    let got = picture(&root.join(name(b"obj\xff\xfe")));
+    // The directory's own mtime is restored too: compare everything.
+    assert_eq!(expected, got);
+}
+
+// ------------------------------------------------ odd trees
+
+fn mkfifo(path: &Path) {
+    nix::unistd::mkfifo(path, nix::sys::stat::Mode::from_bits_truncate(0o644)).unwrap();
+}
+
+/// Fifos, sockets and devices are skipped with a warning naming them, never
+/// opened (opening a fifo would block: the test would hang), in snapshot
+/// and save; hardlinks and symlink loops are ordinary entries.
+#[test]
+fn special_files_hardlinks_and_symlink_loops() {
+    let mut arena = Arena::new();
+    let root = arena.root();
+    populate_sources(&root);
+    mkfifo(&root.join("src/fifo"));
+    let _sock = std::os::unix::net::UnixListener::bind(root.join("src/sock")).unwrap();
+    let mut specials = vec!["src/fifo", "src/sock"];
+    if is_root() {
+        use nix::sys::stat::{makedev, mknod, Mode, SFlag};
+        mknod(&root.join("src/null"), SFlag::S_IFCHR, Mode::from_bits_truncate(0o666), makedev(1, 3)).unwrap();
+        mknod(&root.join("src/loop"), SFlag::S_IFBLK, Mode::from_bits_truncate(0o600), makedev(7, 0)).unwrap();
+        specials.extend(["src/null", "src/loop"]);
+    }
+    std::os::unix::fs::symlink("loop-b", root.join("src/loop-a")).unwrap();
+    std::os::unix::fs::symlink("loop-a", root.join("src/loop-b")).unwrap();
+    std::os::unix::fs::symlink("self", root.join("src/self")).unwrap();
+    std::fs::hard_link(root.join("src/main.c"), root.join("src/main-hard.c")).unwrap();
+    let snap = with_timeout(|| arena.snapshot(), "snapshot with special files");
+    snap.assert_code(0, "snapshot");
+    for s in &specials {
+        snap.assert_stderr_has(s, "snapshot warning");
+    }
+    snap.assert_stderr_has("warning", "snapshot");
+    // Build: products, including new specials, hardlinks and loops.
+    std::fs::create_dir_all(root.join("out")).unwrap();
+    std::fs::write(root.join("out/p.o"), "product").unwrap();
+    std::fs::hard_link(root.join("out/p.o"), root.join("out/p-hard.o")).unwrap();
+    mkfifo(&root.join("out/fifo"));
+    std::os::unix::fs::symlink("out-loop", root.join("out/out-loop")).unwrap();
+    let cp = arena.store().join("cp");
+    let save = with_timeout(|| arena.save(&cp), "save with special files");
+    save.assert_code(0, "save").assert_stderr_has("out/fifo", "save warning");
+    // Restore into a fresh tree with the same specials.
+    std::fs::remove_dir_all(root.join("out")).unwrap();
+    arena.seal(&[]);
+    let run = with_timeout(|| arena.restore(&cp, &[]), "restore with special files");
+    run.assert_code(0, "restore");
+    arena.check("special files");
+    assert_eq!(std::fs::read(root.join("out/p.o")).unwrap(), b"product");
+    assert_eq!(std::fs::read(root.join("out/p-hard.o")).unwrap(), b"product");
+    assert_eq!(std::fs::read_link(root.join("out/out-loop")).unwrap(), Path::new("out-loop"));
+    assert!(!root.join("out/fifo").exists(), "a skipped fifo is not restored");
+}
+
+/// Runs `f` on a thread and fails the test if it takes over 60 s (a fifo
+/// opened for reading blocks forever).
+fn with_timeout<T: Send + 'static>(f: impl FnOnce() -> T + Send, what: &str) -> T {
+    std::thread::scope(|s| {
+        let h = s.spawn(f);
+        let start = std::time::Instant::now();
+        while !h.is_finished() {
+            assert!(start.elapsed().as_secs() < 60, "{what}: hung (a special file was opened?)");
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        h.join().unwrap()
+    })
+}
+
+/// 10,000 nested directories (far beyond PATH_MAX): snapshot neither
+/// overflows its stack nor crashes; it fails with exit 9 naming the path.
+/// Restore of a checkpoint into such a tree is refused the same way.
+#[test]
+fn ten_thousand_levels_of_nesting() {
+    let mut arena = Arena::new();
+    let root = arena.root();
+    populate_sources(&root);
+    // mkdirat one level at a time: the absolute path would exceed PATH_MAX.
+    let mut fd = nix::fcntl::open(&root, nix::fcntl::OFlag::O_DIRECTORY, nix::sys::stat::Mode::empty()).unwrap();
+    for _ in 0..10_000 {
+        nix::sys::stat::mkdirat(Some(fd), "d", nix::sys::stat::Mode::from_bits_truncate(0o755)).unwrap();
+        let next = nix::fcntl::openat(Some(fd), "d", nix::fcntl::OFlag::O_DIRECTORY, nix::sys::stat::Mode::empty()).unwrap();
+        nix::unistd::close(fd).unwrap();
+        fd = next;
+    }
+    std::fs::write("/dev/null", "").unwrap();
+    nix::unistd::close(fd).unwrap();
+    arena.seal(&[]);
+    let run = with_timeout(|| arena.snapshot(), "deep snapshot");
+    assert!(run.code == 9 || run.code == 0, "deep snapshot: exit {} {}", run.code, run.stderr);
+    if run.code == 9 {
+        run.assert_stderr_has("d/d/d/d", "deep snapshot names the path");
+    }
+    assert!(!run.stderr.contains("panicked"), "{}", run.stderr);
+    arena.check("deep");
+    // rm -rf copes with the depth; tempdir's cleanup may not.
+    let st = Command::new("rm").arg("-rf").arg(root.join("d")).status().unwrap();
+    assert!(st.success());
+}
+
+fn setpriv_nobody(args: &[&OsStr]) -> Run {
+    let mut cmd = Command::new("setpriv");
+    cmd.args(["--reuid=65534", "--regid=65534", "--clear-groups", bin()]);
+    cmd.args(args);
+    run_cmd(cmd)
+}
+
+/// As `nobody`, a root-owned tree with a 000 file (and, separately, a 000
+/// directory): snapshot fails with exit 9 naming the file; save too.
+#[test]
+fn unreadable_file_or_directory_is_exit_9_naming_it() {
+    if !is_root() {
+        eprintln!("skipped: needs root for setpriv");
+        return;
+    }
+    let mut arena = Arena::new();
+    std::fs::set_permissions(arena.dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let root = arena.root();
+    populate_sources(&root);
+    let state_dir = arena.dir.path().join("state");
+    std::fs::create_dir(&state_dir).unwrap();
+    std::fs::set_permissions(&state_dir, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let state = state_dir.join("s");
+    for (what, path, is_dir) in [("file", "src/secret.c", false), ("directory", "src/secret", true)] {
+        let p = root.join(path);
+        if is_dir {
+            std::fs::create_dir(&p).unwrap();
+            std::fs::write(p.join("inside"), "x").unwrap();
+        } else {
+            std::fs::write(&p, "secret").unwrap();
+        }
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o000)).unwrap();
+        arena.seal(&[&root]);
+        let run = setpriv_nobody(&[
+            "snapshot".as_ref(),
+            "--root".as_ref(),
+            root.as_os_str(),
+            "--state".as_ref(),
+            state.as_os_str(),
+        ]);
+        run.assert_code(9, what).assert_stderr_has(path, what);
+        assert!(!state.exists(), "{what}: no state after a failed snapshot");
+        arena.check(what);
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+        if is_dir {
+            std::fs::remove_dir_all(&p).unwrap();
+        } else {
+            std::fs::remove_file(&p).unwrap();
+        }
+    }
+}
+
+fn mount_tmpfs(at: &Path, opts: &str) -> bool {
+    std::fs::create_dir_all(at).unwrap();
+    Command::new("mount")
+        .args(["-t", "tmpfs", "-o", opts, "tmpfs"])
+        .arg(at)
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false)
+}
+
+struct Mount(PathBuf);
+impl Drop for Mount {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
+
+/// A read-only tree (a read-only tmpfs) can be snapshotted.
+#[test]
+fn read_only_tree_snapshot_works() {
+    if !is_root() {
+        eprintln!("skipped: needs root for mount");
+        return;
+    }
+    let mut arena = Arena::new();
+    let root = arena.root();
+    assert!(mount_tmpfs(&root, "size=4m"), "mount tmpfs");
+    let _m = Mount(root.clone());
+    populate_sources(&root);
+    assert!(Command::new("mount").args(["-o", "remount,ro"]).arg(&root).status().unwrap().success());
+    arena.seal(&[&root]);
+    arena.snapshot().assert_code(0, "read-only snapshot");
+    arena.check("read-only");
+    assert!(arena.state().exists());
+    // A restore there fails cleanly: it cannot even create its marker.
+    let cp = arena.store().join("none");
+    let pack = RawPack::new(&arena.root_bytes()).with_file(b"p.o", b"x");
+    let cp_dir = arena.put_pack("ro", &pack.to_bytes());
+    let _ = cp;
+    arena.seal(&[&root]);
+    let run = arena.restore(&cp_dir, &[]);
+    run.assert_code(10, "restore into a read-only tree")
+        .assert_stderr_has("read-only", "restore ro");
+    arena.check("restore ro");
+}
+
+// ------------------------------------------------ full disks
+
+fn random_bytes(n: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed | 1;
+    (0..n)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
+fn leftovers(dir: &Path) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .map(|r| r.map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect())
+        .unwrap_or_default()
+}
+
+/// `save` into a 1 MiB tmpfs with 4 MiB of incompressible products: exit
+/// 10, "disk full", and neither a checkpoint nor a temporary file left.
+#[test]
+fn save_into_a_full_disk_is_exit_10_and_leaves_nothing() {
+    if !is_root() {
+        eprintln!("skipped: needs root for mount");
+        return;
+    }
+    let mut arena = Arena::new();
+    let root = arena.root();
+    populate_sources(&root);
+    arena.snapshot().assert_code(0, "snapshot");
+    std::fs::write(root.join("big.o"), random_bytes(4 << 20, 7)).unwrap();
+    let small = arena.dir.path().join("outside");
+    assert!(mount_tmpfs(&small, "size=1m"));
+    let _m = Mount(small.clone());
+    for level in ["0", "3"] {
+        let out = small.join(format!("cp{level}"));
+        arena.seal(&[&root]);
+        let run = run_args(&[
+            "save", "--root", root.to_str().unwrap(), "--state", arena.state().to_str().unwrap(),
+            "--output", out.to_str().unwrap(), "--level", level,
+        ]);
+        run.assert_code(10, "save into a full disk")
+            .assert_stderr_has("disk full", "save full")
+            .assert_stderr_has(out.to_str().unwrap(), "save full names the file");
+        assert_eq!(leftovers(&out), Vec::<String>::new(), "level {level}: left behind");
+        arena.check("save full");
+    }
+}
+
+/// `restore` into a full tmpfs: exit 10 with a message, the marker stays,
+/// and the next restore, snapshot and save fail with exit 11.
+#[test]
+fn restore_into_a_full_disk_is_exit_10_then_11() {
+    if !is_root() {
+        eprintln!("skipped: needs root for mount");
+        return;
+    }
+    let mut arena = Arena::new();
+    let root = arena.root();
+    assert!(mount_tmpfs(&root, "size=4m"));
+    let _m = Mount(root.clone());
+    populate_sources(&root);
+    arena.snapshot().assert_code(0, "snapshot");
+    std::fs::create_dir(root.join("out")).unwrap();
+    for i in 0..6 {
+        std::fs::write(root.join(format!("out/{i}.o")), random_bytes(400 << 10, i)).unwrap();
+    }
+    let cp = arena.store().join("cp");
+    arena.save(&cp).assert_code(0, "save");
+    std::fs::remove_dir_all(root.join("out")).unwrap();
+    // The user's tree now leaves about 1 MiB free: the restore needs 2.4.
+    std::fs::write(root.join("filler"), random_bytes(3 << 20, 1)).unwrap();
+    arena.seal(&[]);
+    let run = arena.restore(&cp, &[]);
+    run.assert_code(10, "restore into a full disk")
+        .assert_stderr_has("disk is full", "restore full")
+        .assert_stderr_has(root.to_str().unwrap(), "restore full names the file");
+    arena.check("restore full");
+    assert!(root.join(MARKER).exists(), "the marker must stay");
+    for (what, run) in [
+        ("restore", arena.restore(&cp, &[])),
+        ("restore --fallback-on-error", arena.restore(&cp, &["--fallback-on-error"])),
+        ("snapshot", arena.snapshot()),
+        ("save", arena.save(&arena.store().join("cp2"))),
+    ] {
+        run.assert_code(11, what).assert_stderr_has("interrupted", what);
+    }
+    arena.check("after full");
+}
+
+// ------------------------------------------------ killed processes
+
+fn spawn(args: &[&OsStr]) -> std::process::Child {
+    Command::new(bin())
+        .args(args)
+        .env_remove("NIX_BUILD_TOP")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
+fn kill_after(mut child: std::process::Child, delay_us: u64) -> bool {
+    std::thread::sleep(std::time::Duration::from_micros(delay_us));
+    // SAFETY: kill(2) on our own child, which is not reaped yet.
+    unsafe { nix::libc::kill(child.id() as nix::libc::pid_t, nix::libc::SIGKILL) };
+    let status = child.wait().unwrap();
+    status.success()
+}
+
+/// A save SIGKILLed at 40 points in time leaves either no checkpoint or a
+/// complete one that `verify` accepts; the next save succeeds.
+#[test]
+fn killed_save_leaves_no_checkpoint_or_a_valid_one() {
+    let mut arena = Arena::new();
+    let root = arena.root();
+    populate_sources(&root);
+    arena.snapshot().assert_code(0, "snapshot");
+    std::fs::create_dir(root.join("out")).unwrap();
+    for i in 0..300 {
+        std::fs::write(root.join(format!("out/{i}.o")), random_bytes(20 << 10, i)).unwrap();
+    }
+    std::fs::write(root.join("out/large"), random_bytes(24 << 20, 99)).unwrap();
+    arena.seal(&[&root]);
+    let (mut none, mut complete) = (0, 0);
+    for i in 0..40u64 {
+        let out = arena.dir.path().join("outside").join(format!("k{i}"));
+        let child = spawn(&[
+            "save".as_ref(), "--root".as_ref(), root.as_os_str(), "--state".as_ref(),
+            arena.state().as_os_str(), "--output".as_ref(), out.as_os_str(),
+        ]);
+        let finished = kill_after(child, i * i * 400);
+        let pack = out.join("checkpoint.nckp");
+        if pack.exists() {
+            let v = run_args(&["verify", out.to_str().unwrap()]);
+            assert_eq!(v.code, 0, "kill after {} us: a checkpoint that does not verify: {}", i * i * 400, v.stderr);
+            complete += 1;
+        } else {
+            assert!(!finished, "a successful save left no checkpoint");
+            none += 1;
+        }
+        for name in leftovers(&out) {
+            assert!(name == "checkpoint.nckp" || name == ".checkpoint.nckp.tmp", "left {name}");
+        }
+        // A save after the kill, into the same directory, succeeds.
+        if i % 8 == 0 {
+            arena.save(&out).assert_code(0, "save after a kill");
+            assert_eq!(run_args(&["verify", out.to_str().unwrap()]).code, 0);
+            assert_eq!(leftovers(&out), vec!["checkpoint.nckp".to_string()]);
+        }
+        let _ = std::fs::remove_dir_all(&out);
+    }
+    arena.check("killed saves");
+    eprintln!("killed saves: {none} left nothing, {complete} left a complete checkpoint");
+    assert!(none > 0, "no kill landed during the save: the loop proves nothing");
+}
+
+/// The tree's names, kinds and contents (no mtimes: fresh ones differ by
+/// run), for comparing restore outcomes.
+fn shape(root: &Path) -> Vec<(Vec<u8>, String)> {
+    picture(root)
+        .into_iter()
+        .map(|(k, v)| {
+            let s = match v {
+                Shot::Dir { .. } => "dir".to_string(),
+                Shot::File { content, mode, .. } => format!("file {mode:o} {}", xxh3_128(&content)),
+                Shot::Symlink { target, .. } => format!("link {}", String::from_utf8_lossy(&target)),
+                Shot::Other { .. } => "other".to_string(),
+            };
+            (k, s)
+        })
+        .collect()
+}
+
+/// A restore SIGKILLed at 40 points in time: either it had not started
+/// writing (the tree is as it was), or it finished (the tree is the
+/// complete restore), or the marker is there and the next restore,
+/// snapshot and save fail with exit 11. Never a silently half-restored tree.
+#[test]
+fn killed_restore_is_detected_by_the_next_step() {
+    let mut arena = Arena::new();
+    let root = arena.root();
+    populate_sources(&root);
+    arena.snapshot().assert_code(0, "snapshot");
+    for d in 0..20 {
+        std::fs::create_dir_all(root.join(format!("out/d{d}"))).unwrap();
+        for i in 0..100 {
+            std::fs::write(root.join(format!("out/d{d}/{i}.o")), random_bytes(2 << 10, d * 1000 + i)).unwrap();
+        }
+    }
+    std::fs::write(root.join("out/large"), random_bytes(16 << 20, 5)).unwrap();
+    let cp = arena.store().join("cp");
+    arena.save(&cp).assert_code(0, "save");
+    reset_root(&arena);
+    let untouched = shape(&root);
+    arena.restore(&cp, &[]).assert_code(0, "reference restore");
+    let complete = shape(&root);
+    arena.seal(&[]);
+    let (mut before, mut after, mut interrupted) = (0, 0, 0);
+    for i in 0..40u64 {
+        reset_root(&arena);
+        let child = spawn(&["restore".as_ref(), "--root".as_ref(), root.as_os_str(), cp.as_os_str()]);
+        // Spread over the whole restore (about 0.5 to 2 s here): blob
+        // checks first, then writes.
+        let delay = i * i * 1500;
+        let finished = kill_after(child, delay);
+        let now = shape(&root);
+        if root.join(MARKER).exists() {
+            interrupted += 1;
+            assert!(!finished);
+            for (what, run) in [
+                ("restore", arena.restore(&cp, &[])),
+                ("restore --fallback-on-error", arena.restore(&cp, &["--fallback-on-error"])),
+                ("snapshot", arena.snapshot()),
+                ("save", arena.save(&arena.store().join("x"))),
+            ] {
+                run.assert_code(11, &format!("{what} after a restore killed at {delay} us"));
+            }
+        } else if now == untouched {
+            before += 1;
+        } else {
+            assert_eq!(now, complete, "killed at {delay} us: no marker, yet neither untouched nor complete");
+            after += 1;
+        }
+        arena.check("killed restore");
+    }
+    eprintln!("killed restores: {before} before the first write, {interrupted} detected (exit 11), {after} complete");
+    assert!(interrupted > 0, "no kill landed mid-restore: the loop proves nothing");
+}
+
+// ------------------------------------------------ memory
+
+/// An honest checkpoint holding one 2 GiB file (zeros, 64 KiB as zstd) is
+/// restored in bounded memory: the blob is streamed, not held whole.
+#[test]
+fn large_blob_restores_in_bounded_memory() {
+    let mut arena = Arena::new();
+    let size: u64 = 2 << 30;
+    let mut enc = zstd::stream::write::Encoder::new(Vec::new(), 19).unwrap();
+    let mut hasher = xxhash_rust::xxh3::Xxh3::new();
+    let chunk = vec![0u8; 1 << 20];
+    for _ in 0..(size >> 20) {
+        enc.write_all(&chunk).unwrap();
+        hasher.update(&chunk);
+    }
+    let stored = enc.finish().unwrap();
+    let hash = hasher.digest128();
+    let mut pack = RawPack::new(&arena.root_bytes());
+    pack.after.push(RawEntry {
+        node: RawNode::File { size, hash },
+        ..RawEntry::file(b"huge.o", b"")
+    });
+    pack.blobs.push(RawBlob {
+        hash,
+        stored,
+        raw_size: size,
+        zstd: true,
+        checksum: hash,
+    });
+    let dir = arena.put_pack("huge", &pack.to_bytes());
+    arena.seal(&[]);
+    let run = arena.restore(&dir, &[]);
+    run.assert_code(0, "huge");
+    arena.check("huge");
+    assert_eq!(std::fs::metadata(arena.root().join("huge.o")).unwrap().len(), size);
+    eprintln!("restore of a 2 GiB blob: peak RSS {} KiB", run.max_rss_kib);
+    assert!(run.max_rss_kib < RSS_LIMIT_KIB, "restore of a 2 GiB blob: {} KiB", run.max_rss_kib);
+    std::fs::remove_file(arena.root().join("huge.o")).unwrap();
+}
+
+/// One million files: snapshot and save stay within a memory budget.
+/// `cargo test --test hardening -- --ignored million` (prints the numbers).
+#[test]
+#[ignore]
+fn million_files_in_bounded_memory() {
+    let arena = Arena::new();
+    let root = arena.root();
+    let _m = if is_root() && mount_tmpfs(&root, "size=2g,nr_inodes=2000000") {
+        Some(Mount(root.clone()))
+    } else {
+        None
+    };
+    let start = std::time::Instant::now();
+    for d in 0..1000 {
+        let dir = root.join(format!("d{d:03}"));
+        std::fs::create_dir(&dir).unwrap();
+        for f in 0..1000 {
+            std::fs::File::create(dir.join(format!("f{f:03}.c"))).unwrap();
+        }
+    }
+    eprintln!("generated 1,000,000 files in {:.1} s", start.elapsed().as_secs_f64());
+    let start = std::time::Instant::now();
+    let run = arena.snapshot();
+    run.assert_code(0, "snapshot");
+    eprintln!(
+        "snapshot of 1,000,000 files: {:.1} s, peak RSS {} MiB",
+        start.elapsed().as_secs_f64(),
+        run.max_rss_kib / 1024
+    );
+    assert!(run.max_rss_kib < 1024 * 1024, "snapshot: {} KiB", run.max_rss_kib);
+    std::fs::write(root.join("d000/new.o"), "product").unwrap();
+    let start = std::time::Instant::now();
+    let run = arena.save(&arena.store().join("cp"));
+    run.assert_code(0, "save");
+    eprintln!(
+        "save of 1,000,000 files: {:.1} s, peak RSS {} MiB",
+        start.elapsed().as_secs_f64(),
+        run.max_rss_kib / 1024
+    );
+    assert!(run.max_rss_kib < 1024 * 1024, "save: {} KiB", run.max_rss_kib);
+}
+
+// ------------------------------------------------ regressions
+
+/// Bug: `snapshot --state state` (a bare relative name) wrote the file, then
+/// failed to fsync its directory (`File::open("")`) and reported "no
+/// checkpoint was written".
+#[test]
+fn relative_state_path_without_a_directory() {
+    let arena = Arena::new();
+    populate_sources(&arena.root());
+    let mut cmd = Command::new(bin());
+    cmd.current_dir(arena.dir.path())
+        .args(["snapshot", "--root", "build", "--state", "state"]);
+    let run = run_cmd(cmd);
+    run.assert_code(0, "relative state");
+    assert!(arena.dir.path().join("state").is_file());
+}
+
+/// Bug (found by fuzz/merge_plan): a checkpoint whose product mtime is
+/// `i64::MAX` made `fresh_mtime` saturate to the same second, so a changed
+/// source did not look newer than the restored products: a silently stale
+/// build. Such plans are now refused before any write (exit 8); the
+/// crafted-pack cases "product mtime ..." above cover it through the binary.
+#[test]
+fn fuzz_fresh_mtime_saturates_at_i64_max() {
+    use nix_checkpoint::merge::plan;
+    use nix_checkpoint::tree::{Entry, Manifest, Node, RelPath, Timestamp};
+    let dir = |secs: i64| Entry {
+        path: RelPath::new(b"a").unwrap(),
+        node: Node::Dir,
+        mode: 0o755,
+        mtime: Timestamp::new(secs, 375_000_000),
+    };
+    let p = Manifest::new(vec![dir(0)]).unwrap();
+    let b = Manifest::new(vec![dir(i64::MAX)]).unwrap();
+    let c = Manifest::new(vec![dir(1)]).unwrap();
+    let plan = plan(&p, &b, &c, Timestamp::new(1_700_000_000, 0));
+    // The planner cannot go beyond i64::MAX...
+    assert!(plan.fresh_mtime <= Timestamp::new(i64::MAX, 375_000_000));
+    // ...so apply refuses the plan before writing anything.
+    let err = nix_checkpoint::apply::check_plan(Path::new("/build"), &plan).unwrap_err();
+    assert!(err.to_string().contains("outside what file systems store"), "{err}");
+    assert_eq!(err.exit_code(), nix_checkpoint::exit_code::ExitCode::CheckpointUnsafe);
+    // The latest accepted mtime still leaves room for a strictly newer fresh one.
+    let b = Manifest::new(vec![dir(nix_checkpoint::apply::MAX_RESTORED_SECS)]).unwrap();
+    let plan = nix_checkpoint::merge::plan(&p, &b, &c, Timestamp::new(1_700_000_000, 0));
+    nix_checkpoint::apply::check_plan(Path::new("/build"), &plan).unwrap();
+    assert!(plan.fresh_mtime.secs <= nix_checkpoint::apply::MAX_RESTORED_SECS + 1);
+}
+
+/// Bug: a fifo in place of `checkpoint.nckp` (or of the snapshot state)
+/// made `restore` (or `save`) block forever in open(2). Now exit 7, "not a
+/// regular file", tree untouched.
+#[test]
+fn fifo_in_place_of_the_pack_does_not_hang() {
+    let mut arena = Arena::new();
+    populate_sources(&arena.root());
+    let dir = arena.store().join("fifo");
+    std::fs::create_dir_all(&dir).unwrap();
+    mkfifo(&dir.join("checkpoint.nckp"));
+    arena.seal(&[&arena.root()]);
+    let run = with_timeout(|| arena.restore(&dir, &[]), "restore from a fifo");
+    run.assert_code(7, "fifo pack").assert_stderr_has("not a regular file", "fifo pack");
+    let run = with_timeout(|| arena.restore(&dir, &["--fallback-on-error"]), "restore from a fifo");
+    run.assert_code(3, "fifo pack, fallback");
+    arena.check("fifo pack");
+    // The same for the state file read by save.
+    mkfifo(&arena.state());
+    arena.seal(&[&arena.root()]);
+    let run = with_timeout(|| arena.save(&arena.dir.path().join("outside/cp")), "save from a fifo state");
+    run.assert_code(4, "fifo state");
+    arena.check("fifo state");
+}
