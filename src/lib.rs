@@ -38,6 +38,9 @@ pub fn run(cli: cli::Cli) -> ExitCode {
             let mut stdout = std::io::stdout().lock();
             if let Some(body) = &report.body {
                 let _ = stdout.write_all(body.as_bytes());
+                if !body.ends_with('\n') {
+                    let _ = stdout.write_all(b"\n");
+                }
             }
             if config.json {
                 let _ = writeln!(stdout, "{}", report.json);
