@@ -19,10 +19,34 @@ const PATHS: &[&[u8]] = &[
     b"a", b"a/b", b"a/b/c", b"a/b/c/d", b"a/e", b"a/e/f", b"g", b"g/h", b"i", b"i/j", b"k",
 ];
 const TARGETS: &[&[u8]] = &[
-    b"a/b", b"../x", b"/abs", b"b", b"a", b"g/h", b"..", b"a/b/c", b"c", b"../../a/e/f",
-    b"f", b"k", b"i/j", b"j", b".", b"./c",
+    b"a/b",
+    b"../x",
+    b"/abs",
+    b"b",
+    b"a",
+    b"g/h",
+    b"..",
+    b"a/b/c",
+    b"c",
+    b"../../a/e/f",
+    b"f",
+    b"k",
+    b"i/j",
+    b"j",
+    b".",
+    b"./c",
 ];
-const TIMES: &[i64] = &[0, 1, 2, 1_000_000_000, 1_700_000_000, -1, i64::MIN, i64::MAX, i64::MAX - 1];
+const TIMES: &[i64] = &[
+    0,
+    1,
+    2,
+    1_000_000_000,
+    1_700_000_000,
+    -1,
+    i64::MIN,
+    i64::MAX,
+    i64::MAX - 1,
+];
 
 struct Bytes<'a>(&'a [u8], usize);
 impl Bytes<'_> {
@@ -68,7 +92,10 @@ fn manifest(b: &mut Bytes, with_mtime: bool) -> Manifest {
         };
         let mtime = if with_mtime {
             let t = b.next();
-            Timestamp::new(TIMES[usize::from(t) % TIMES.len()], u32::from(t >> 4) * 62_500_000)
+            Timestamp::new(
+                TIMES[usize::from(t) % TIMES.len()],
+                u32::from(t >> 4) * 62_500_000,
+            )
         } else {
             Timestamp::default()
         };
@@ -96,14 +123,21 @@ fuzz_target!(|data: &[u8]| {
     let sane = match check_plan(std::path::Path::new("/build"), &plan) {
         Ok(()) => true,
         Err(e @ ApplyError::UnsafePlan { .. }) => {
-            assert!(e.to_string().contains("outside what file systems store"), "{e}");
+            assert!(
+                e.to_string().contains("outside what file systems store"),
+                "{e}"
+            );
             false
         }
         Err(e) => panic!("apply refuses the plan: {e}; plan {:?}", plan.actions),
     };
 
     for w in plan.actions.windows(2) {
-        assert!(w[0].path() < w[1].path(), "not strictly sorted: {:?}", plan.actions);
+        assert!(
+            w[0].path() < w[1].path(),
+            "not strictly sorted: {:?}",
+            plan.actions
+        );
     }
     assert!(plan.fresh_mtime >= now, "fresh mtime before now");
     assert!(plan.fresh_mtime.nanos < 1_000_000_000);
@@ -119,7 +153,11 @@ fuzz_target!(|data: &[u8]| {
         let path = action.path();
         match action {
             Action::Create { entry, replaces } => {
-                assert_eq!(*replaces, ckind(path), "replaces disagrees with C: {action:?}");
+                assert_eq!(
+                    *replaces,
+                    ckind(path),
+                    "replaces disagrees with C: {action:?}"
+                );
                 let b_entry = bm.get(path).expect("create has B");
                 assert_eq!(b_entry.node, entry.node);
                 assert_eq!(b_entry.mode, entry.mode);
@@ -128,15 +166,23 @@ fuzz_target!(|data: &[u8]| {
                     "create mtime neither B's nor fresh"
                 );
                 if sane && entry.mtime != plan.fresh_mtime {
-                    assert!(plan.fresh_mtime > entry.mtime, "fresh mtime not newer than {action:?}");
+                    assert!(
+                        plan.fresh_mtime > entry.mtime,
+                        "fresh mtime not newer than {action:?}"
+                    );
                 }
                 merged.insert(path.as_bytes(), entry.node.kind());
             }
-            Action::Retime { kind, mtime, mode, .. } => {
+            Action::Retime {
+                kind, mtime, mode, ..
+            } => {
                 assert_eq!(Some(*kind), ckind(path), "retime of what C lacks");
                 let b_entry = bm.get(path).expect("retime has B");
                 assert_eq!(b_entry.mode, *mode);
-                assert!(!sane || plan.fresh_mtime > *mtime, "fresh mtime not newer than {action:?}");
+                assert!(
+                    !sane || plan.fresh_mtime > *mtime,
+                    "fresh mtime not newer than {action:?}"
+                );
             }
             Action::Remove { kind, .. } => {
                 assert_eq!(Some(*kind), ckind(path), "remove of what C lacks");

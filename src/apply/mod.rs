@@ -46,7 +46,6 @@ mod tests;
 pub use error::{ApplyError, Op};
 pub use safe_dir::SafeRoot;
 
-
 use crate::merge::{Action, Plan};
 use crate::store_path::rewrite::Rewriter;
 use crate::tree::{ContentHash, Entry, Kind, Node, RelPath, Timestamp};
@@ -560,21 +559,26 @@ impl Applier<'_> {
                     Err(went) => return went.map(drop),
                 };
                 let mut source_error = None;
-                let written = safe_dir::create_file_with(dir, name, entry.mode, entry.mtime, |file| {
-                    let mut out = std::io::BufWriter::with_capacity(1 << 20, file);
-                    let n = self
-                        .blobs
-                        .stream_blob(*hash, self.rewriter, &mut out)
-                        .and_then(|n| std::io::Write::flush(&mut out).map(|()| n).map_err(StreamError::Write));
-                    match n {
-                        Ok(n) => Ok(n),
-                        Err(StreamError::Write(e)) => Err(e),
-                        Err(StreamError::Source(e)) => {
-                            source_error = Some(e);
-                            Err(std::io::Error::other("blob"))
+                let written =
+                    safe_dir::create_file_with(dir, name, entry.mode, entry.mtime, |file| {
+                        let mut out = std::io::BufWriter::with_capacity(1 << 20, file);
+                        let n = self
+                            .blobs
+                            .stream_blob(*hash, self.rewriter, &mut out)
+                            .and_then(|n| {
+                                std::io::Write::flush(&mut out)
+                                    .map(|()| n)
+                                    .map_err(StreamError::Write)
+                            });
+                        match n {
+                            Ok(n) => Ok(n),
+                            Err(StreamError::Write(e)) => Err(e),
+                            Err(StreamError::Source(e)) => {
+                                source_error = Some(e);
+                                Err(std::io::Error::other("blob"))
+                            }
                         }
-                    }
-                });
+                    });
                 let written = match (written, source_error) {
                     (_, Some(source)) => {
                         return Err(ApplyError::Blob {

@@ -902,7 +902,10 @@ impl Read for BlobReader<'_> {
         self.hasher.update(&buf[..n]);
         if n == 0 {
             if self.total != self.rec.raw_size {
-                let err = self.corrupt(format!("{} bytes, {} declared", self.total, self.rec.raw_size));
+                let err = self.corrupt(format!(
+                    "{} bytes, {} declared",
+                    self.total, self.rec.raw_size
+                ));
                 return Err(self.fail(err));
             }
             if self.hasher.digest128() != self.rec.checksum {

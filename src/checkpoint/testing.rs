@@ -25,8 +25,14 @@ pub struct RawEntry {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RawNode {
     Dir,
-    File { size: u64, hash: u128 },
-    Symlink { target: Vec<u8>, hash: u128 },
+    File {
+        size: u64,
+        hash: u128,
+    },
+    Symlink {
+        target: Vec<u8>,
+        hash: u128,
+    },
     /// An unknown kind byte.
     Kind(u8),
 }

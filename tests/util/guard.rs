@@ -18,10 +18,24 @@ pub fn bin() -> &'static str {
 /// One entry of a [`Picture`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Shot {
-    Dir { mode: u32, mtime: (i64, i64) },
-    File { mode: u32, mtime: (i64, i64), content: Vec<u8>, ino_links: u64 },
-    Symlink { target: Vec<u8>, mtime: (i64, i64) },
-    Other { mode: u32, mtime: (i64, i64) },
+    Dir {
+        mode: u32,
+        mtime: (i64, i64),
+    },
+    File {
+        mode: u32,
+        mtime: (i64, i64),
+        content: Vec<u8>,
+        ino_links: u64,
+    },
+    Symlink {
+        target: Vec<u8>,
+        mtime: (i64, i64),
+    },
+    Other {
+        mode: u32,
+        mtime: (i64, i64),
+    },
 }
 
 /// Everything under (and including) a path, never following a symlink.
@@ -32,7 +46,10 @@ pub fn picture(path: &Path) -> Picture {
     if std::fs::symlink_metadata(path).is_err() {
         return out;
     }
-    for entry in walkdir::WalkDir::new(path).follow_links(false).sort_by_file_name() {
+    for entry in walkdir::WalkDir::new(path)
+        .follow_links(false)
+        .sort_by_file_name()
+    {
         let entry = entry.unwrap();
         let meta = entry.path().symlink_metadata().unwrap();
         let mtime = (meta.mtime(), meta.mtime_nsec());
@@ -185,8 +202,11 @@ impl Arena {
         std::fs::set_permissions(c.join("sub/exec"), std::fs::Permissions::from_mode(0o755))
             .unwrap();
         std::fs::write(c.join("sub/deeper/ro"), "read-only").unwrap();
-        std::fs::set_permissions(c.join("sub/deeper/ro"), std::fs::Permissions::from_mode(0o444))
-            .unwrap();
+        std::fs::set_permissions(
+            c.join("sub/deeper/ro"),
+            std::fs::Permissions::from_mode(0o444),
+        )
+        .unwrap();
         std::os::unix::fs::symlink("keep", c.join("link")).unwrap();
         // Same names a hostile checkpoint uses, so an escape would collide.
         std::fs::write(c.join("owned"), "canary").unwrap();
