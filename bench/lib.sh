@@ -3,7 +3,9 @@
 #
 # Every measured step goes through `measure`, which runs the command under
 # GNU time -v and appends one TSV row to $RESULTS:
-#   workload  case  tool  step  wall_s  maxrss_kb  extra
+#   workload  case  tool  step  value  maxrss_kb  extra  load1
+# (load1: the 1-minute load average when the step started; the machine is
+# shared, so a high load flags a noisy number)
 # The report generator (bench/report.py) reads only that file.
 
 BENCH_DIR=${BENCH_DIR:-$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)}
@@ -39,6 +41,7 @@ measure() {
   logf="$RESULTS_DIR/logs/$wl.$case.$tool.$step.log"
   sync  # flush earlier writes so they are not billed to this step
   local t0 t1
+  MEASURE_LOAD=$(cut -d' ' -f1 /proc/loadavg)
   set +e
   t0=$(date +%s%N)
   "$TIME_BIN" -v -o "$tf" "$@" >"$logf" 2>&1
@@ -54,15 +57,15 @@ measure() {
     tail -20 "$logf" >&2
     die "$tool $step ($wl/$case) failed with $LAST_RC; log: $logf"
   fi
-  record "$wl" "$case" "$tool" "$step" "$LAST_WALL" "$LAST_RSS" "${MEASURE_EXTRA:-}"
-  log "$wl/$case $tool $step: ${LAST_WALL}s, ${LAST_RSS} KB"
+  record "$wl" "$case" "$tool" "$step" "$LAST_WALL" "$LAST_RSS" "${MEASURE_EXTRA:-}" "$MEASURE_LOAD"
+  log "$wl/$case $tool $step: ${LAST_WALL}s, ${LAST_RSS} KB (load $MEASURE_LOAD)"
 }
 
 # record WORKLOAD CASE TOOL STEP VALUE [RSS] [EXTRA] (non-timed values too:
 # sizes in bytes use step names ending in _bytes, counts in _count).
 record() {
   mkdir -p "$RESULTS_DIR"
-  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "$4" "$5" "${6:-}" "${7:-}" >>"$RESULTS"
+  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "$4" "$5" "${6:-}" "${7:-}" "${8:-}" >>"$RESULTS"
 }
 
 # Read every regular file of the given trees once: both tools always start
