@@ -1,10 +1,63 @@
 //! Executes a merge [`Plan`](crate::merge::Plan) on disk, never following a
 //! symlink in any path component.
+//!
+//! This is the only code that writes into a build tree. Both the tree and
+//! the checkpoint may be hostile: the tree may hold symlinks where the plan
+//! expects directories, the checkpoint may ask for anything its format can
+//! express. So:
+//!
+//! * the plan is checked first ([`preflight`]): nothing beneath a file or
+//!   symlink the checkpoint creates, no setuid files, sane symlink targets
+//!   and mtimes, the marker name reserved. Refused before anything is written.
+//! * every path is reached from an fd of the root through [`SafeRoot`] /
+//!   [`DirCursor`](safe_dir::DirCursor): `openat2(RESOLVE_BENEATH |
+//!   RESOLVE_NO_SYMLINKS)`, else `openat(O_NOFOLLOW | O_DIRECTORY)` per
+//!   component; the last component is acted on relative to its parent's fd
+//!   with calls that never follow it either.
+//! * a marker file ([`MARKER`]) is created (and synced) before the first
+//!   write and removed only after everything succeeded, so a crash or kill
+//!   leaves a tree that [`check_no_interrupted_restore`] refuses.
+//!
+//! Order of execution:
+//! 1. removals (`Remove`, and what a `Create { replaces: Some(_) }` replaces),
+//!    deepest first, so a directory is removed once emptied;
+//! 2. directories created, parents first, with owner `rwx` added so their
+//!    children can be written (the exact mode is set in step 5);
+//! 3. files and symlinks created in parallel, grouped by parent directory;
+//! 4. `Retime` and `Freshen` of files and symlinks (never following a link:
+//!    a symlink's own mtime is set);
+//! 5. directory modes and mtimes, deepest first, last of all, since every
+//!    step above changes the mtime of the directory it writes into.
+//!
+//! Files are created in place (`O_CREAT | O_EXCL | O_NOFOLLOW` on the final
+//! name), not written to a temporary name and renamed: the marker already
+//! makes a kill mid-write detectable, `O_EXCL` guarantees that whatever was
+//! at the name (say a planted symlink) is never followed or reused, and a
+//! rename would cost a second directory operation per file (100k files),
+//! leave temporary litter after a crash, and silently replace an entry the
+//! plan did not expect to exist.
 
-use crate::merge::Plan;
+pub mod error;
+mod preflight;
+pub mod safe_dir;
+#[cfg(test)]
+mod tests;
+
+pub use error::{ApplyError, Op};
+pub use safe_dir::SafeRoot;
+
+use crate::merge::{Action, Plan};
 use crate::store_path::rewrite::Rewriter;
-use crate::tree::ContentHash;
+use crate::tree::{ContentHash, Entry, Kind, Node, RelPath, Timestamp};
+use nix::errno::Errno;
+use rayon::prelude::*;
+use safe_dir::{DirCursor, EntryError, WalkError};
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+
+/// The marker left at the root while a restore is in progress.
+pub const MARKER: &str = ".nix-checkpoint-restoring";
 
 /// Where file contents come from: the checkpoint pack.
 pub trait BlobSource: Sync {
@@ -17,19 +70,536 @@ pub trait BlobSource: Sync {
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
 pub struct ApplyStats {
-    pub files_written: u64,
+    pub files_created: u64,
+    pub symlinks_created: u64,
+    pub dirs_created: u64,
+    /// Bytes of file content written.
     pub bytes_written: u64,
+    /// `Retime` actions carried out.
+    pub retimed: u64,
+    /// `Remove` actions carried out (entries replaced by a `Create` are not
+    /// counted here).
+    pub removed: u64,
+    pub freshened: u64,
+    /// `Skip` actions, plus actions skipped for a symlink in the way under
+    /// [`SymlinkPolicy::Skip`].
+    pub skipped: u64,
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum ApplyError {}
+/// What to do when a symlink in the tree stands where the plan expects a
+/// directory on the way (or a file or directory at the end).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum SymlinkPolicy {
+    /// Stop with [`ApplyError::SymlinkInTheWay`].
+    #[default]
+    Refuse,
+    /// Leave that action undone and report it; never follow the symlink.
+    Skip,
+}
 
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ApplyOptions {
+    pub symlinks: SymlinkPolicy,
+}
+
+/// An action left undone under [`SymlinkPolicy::Skip`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SkippedForSymlink {
+    /// The action's path.
+    pub path: RelPath,
+    /// The symlink found in the way (`path` itself or an ancestor).
+    pub symlink: RelPath,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ApplyReport {
+    pub stats: ApplyStats,
+    /// Sorted by path.
+    pub skipped_for_symlinks: Vec<SkippedForSymlink>,
+}
+
+/// Applies `plan` to the tree at `root`, refusing any symlink in the way.
 pub fn apply(
     root: &Path,
     plan: &Plan,
     blobs: &dyn BlobSource,
     rewriter: &Rewriter,
 ) -> Result<ApplyStats, ApplyError> {
-    let _ = (root, plan, blobs, rewriter);
-    todo!("apply")
+    apply_with(root, plan, blobs, rewriter, &ApplyOptions::default()).map(|r| r.stats)
+}
+
+/// Errors with [`ApplyError::Interrupted`] if an earlier restore into
+/// `root` did not finish. Every command that reads or writes the tree calls
+/// this first.
+pub fn check_no_interrupted_restore(root: &Path) -> Result<(), ApplyError> {
+    let marker = root.join(MARKER);
+    match std::fs::symlink_metadata(&marker) {
+        Ok(_) => Err(ApplyError::Interrupted {
+            op: Op::CheckMarker,
+            root: root.to_path_buf(),
+        }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(ApplyError::Io {
+            op: Op::CheckMarker,
+            path: marker,
+            errno: Errno::from_raw(e.raw_os_error().unwrap_or(nix::libc::EIO)),
+        }),
+    }
+}
+
+/// [`apply`] with options; also reports what was skipped.
+pub fn apply_with(
+    root: &Path,
+    plan: &Plan,
+    blobs: &dyn BlobSource,
+    rewriter: &Rewriter,
+    options: &ApplyOptions,
+) -> Result<ApplyReport, ApplyError> {
+    check_no_interrupted_restore(root)?;
+    preflight::check(root, plan)?;
+    let safe = SafeRoot::open(root).map_err(|errno| ApplyError::Io {
+        op: Op::OpenRoot,
+        path: root.to_path_buf(),
+        errno,
+    })?;
+    let work = Work::sort(plan);
+
+    let marker_content = format!(
+        "nix-checkpoint: restore in progress (pid {})\n",
+        std::process::id()
+    );
+    safe_dir::create_synced(&safe, MARKER.as_bytes(), marker_content.as_bytes()).map_err(
+        |errno| match errno {
+            Errno::EEXIST => ApplyError::Interrupted {
+                op: Op::CreateMarker,
+                root: root.to_path_buf(),
+            },
+            errno => ApplyError::Io {
+                op: Op::CreateMarker,
+                path: safe.display(MARKER.as_bytes()),
+                errno,
+            },
+        },
+    )?;
+
+    let applier = Applier {
+        root: &safe,
+        blobs,
+        rewriter,
+        options,
+        fresh_mtime: plan.fresh_mtime,
+        counts: Counts::default(),
+        skipped: Mutex::new(Vec::new()),
+    };
+    applier.counts.skipped.store(work.skips, Ordering::Relaxed);
+    applier.run(&work)?;
+
+    unlink_marker(&safe)?;
+    let mut skipped_for_symlinks = applier
+        .skipped
+        .into_inner()
+        .unwrap_or_else(|e| e.into_inner());
+    skipped_for_symlinks.sort_by(|a, b| a.path.cmp(&b.path));
+    Ok(ApplyReport {
+        stats: applier.counts.snapshot(),
+        skipped_for_symlinks,
+    })
+}
+
+fn unlink_marker(safe: &SafeRoot) -> Result<(), ApplyError> {
+    let err = |errno| ApplyError::Io {
+        op: Op::RemoveMarker,
+        path: safe.display(MARKER.as_bytes()),
+        errno,
+    };
+    safe_dir::remove(safe.fd(), MARKER.as_bytes(), Kind::File).map_err(err)?;
+    safe.sync().map_err(err)
+}
+
+/// The plan's actions, split by phase and sorted in execution order.
+struct Work<'p> {
+    /// `(path, kind, is a Remove action)`, deepest first.
+    removals: Vec<(&'p RelPath, Kind, bool)>,
+    /// Parents first.
+    dirs: Vec<&'p Entry>,
+    /// Files and symlinks, grouped by parent directory.
+    leaves: Vec<&'p Entry>,
+    /// `Retime` / `Freshen` of files and symlinks, grouped by parent.
+    times: Vec<&'p Action>,
+    /// Directory modes (if set) and mtimes, deepest first.
+    dir_times: Vec<DirTime<'p>>,
+    skips: u64,
+}
+
+struct DirTime<'p> {
+    path: &'p RelPath,
+    mode: Option<u32>,
+    mtime: Timestamp,
+    retime: bool,
+    freshen: bool,
+}
+
+/// `(parent, name)`; the parent of a top-level entry is empty.
+fn split(path: &RelPath) -> (&[u8], &[u8]) {
+    let bytes = path.as_bytes();
+    match bytes.iter().rposition(|&b| b == b'/') {
+        Some(i) => (&bytes[..i], &bytes[i + 1..]),
+        None => (&[], bytes),
+    }
+}
+
+impl<'p> Work<'p> {
+    fn sort(plan: &'p Plan) -> Work<'p> {
+        let mut work = Work {
+            removals: Vec::new(),
+            dirs: Vec::new(),
+            leaves: Vec::new(),
+            times: Vec::new(),
+            dir_times: Vec::new(),
+            skips: 0,
+        };
+        for action in &plan.actions {
+            match action {
+                Action::Create { entry, replaces } => {
+                    if let Some(kind) = replaces {
+                        work.removals.push((&entry.path, *kind, false));
+                    }
+                    if entry.node.kind() == Kind::Dir {
+                        work.dirs.push(entry);
+                        work.dir_times.push(DirTime {
+                            path: &entry.path,
+                            mode: Some(entry.mode),
+                            mtime: entry.mtime,
+                            retime: false,
+                            freshen: false,
+                        });
+                    } else {
+                        work.leaves.push(entry);
+                    }
+                }
+                Action::Remove { path, kind } => work.removals.push((path, *kind, true)),
+                Action::Retime {
+                    path,
+                    kind: Kind::Dir,
+                    mode,
+                    mtime,
+                } => work.dir_times.push(DirTime {
+                    path,
+                    mode: Some(*mode),
+                    mtime: *mtime,
+                    retime: true,
+                    freshen: false,
+                }),
+                Action::Freshen {
+                    path,
+                    kind: Kind::Dir,
+                    ..
+                } => work.dir_times.push(DirTime {
+                    path,
+                    mode: None,
+                    mtime: plan.fresh_mtime,
+                    retime: false,
+                    freshen: true,
+                }),
+                Action::Retime { .. } | Action::Freshen { .. } => work.times.push(action),
+                Action::Skip { .. } => work.skips += 1,
+            }
+        }
+        // Bytewise order puts a directory before everything inside it, so
+        // the reverse puts every descendant before its ancestors.
+        work.removals.sort_by(|a, b| b.0.cmp(a.0));
+        work.dirs.sort_by(|a, b| a.path.cmp(&b.path));
+        work.leaves
+            .sort_by(|a, b| split(&a.path).cmp(&split(&b.path)));
+        work.times
+            .sort_by(|a, b| split(a.path()).cmp(&split(b.path())));
+        work.dir_times.sort_by(|a, b| b.path.cmp(a.path));
+        work
+    }
+}
+
+#[derive(Default)]
+struct Counts {
+    files_created: AtomicU64,
+    symlinks_created: AtomicU64,
+    dirs_created: AtomicU64,
+    bytes_written: AtomicU64,
+    retimed: AtomicU64,
+    removed: AtomicU64,
+    freshened: AtomicU64,
+    skipped: AtomicU64,
+}
+
+impl Counts {
+    fn add(counter: &AtomicU64, n: u64) {
+        counter.fetch_add(n, Ordering::Relaxed);
+    }
+
+    fn snapshot(&self) -> ApplyStats {
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        ApplyStats {
+            files_created: get(&self.files_created),
+            symlinks_created: get(&self.symlinks_created),
+            dirs_created: get(&self.dirs_created),
+            bytes_written: get(&self.bytes_written),
+            retimed: get(&self.retimed),
+            removed: get(&self.removed),
+            freshened: get(&self.freshened),
+            skipped: get(&self.skipped),
+        }
+    }
+}
+
+/// Below this many items per rayon job, the cost of opening the parent
+/// directories again in another job outweighs the parallelism.
+const MIN_ITEMS_PER_JOB: usize = 64;
+
+struct Applier<'a> {
+    root: &'a SafeRoot,
+    blobs: &'a dyn BlobSource,
+    rewriter: &'a Rewriter,
+    options: &'a ApplyOptions,
+    fresh_mtime: Timestamp,
+    counts: Counts,
+    skipped: Mutex<Vec<SkippedForSymlink>>,
+}
+
+/// Whether an action went ahead or was skipped for a symlink in the way.
+enum Went {
+    Done,
+    Skipped,
+}
+
+impl Applier<'_> {
+    fn run(&self, work: &Work<'_>) -> Result<(), ApplyError> {
+        let mut cursor = self.root.cursor();
+        for &(path, kind, counted) in &work.removals {
+            if let Went::Done = self.remove(&mut cursor, path, kind)? {
+                if counted {
+                    Counts::add(&self.counts.removed, 1);
+                }
+            }
+        }
+        for entry in &work.dirs {
+            self.create_dir(&mut cursor, entry)?;
+        }
+        drop(cursor);
+
+        work.leaves
+            .par_iter()
+            .with_min_len(MIN_ITEMS_PER_JOB)
+            .try_for_each_init(
+                || self.root.cursor(),
+                |cur, entry| self.create_leaf(cur, entry),
+            )?;
+        work.times
+            .par_iter()
+            .with_min_len(MIN_ITEMS_PER_JOB)
+            .try_for_each_init(
+                || self.root.cursor(),
+                |cur, action| self.set_times(cur, action),
+            )?;
+
+        let mut cursor = self.root.cursor();
+        for dir in &work.dir_times {
+            self.finish_dir(&mut cursor, dir)?;
+        }
+        Ok(())
+    }
+
+    fn io(&self, op: Op, path: &RelPath, errno: Errno) -> ApplyError {
+        ApplyError::Io {
+            op,
+            path: self.root.display(path.as_bytes()),
+            errno,
+        }
+    }
+
+    /// A symlink in the way of `op` on `path`: an error, or a skip.
+    fn symlink_in_the_way(
+        &self,
+        op: Op,
+        path: &RelPath,
+        symlink: &[u8],
+    ) -> Result<Went, ApplyError> {
+        match self.options.symlinks {
+            SymlinkPolicy::Refuse => Err(ApplyError::SymlinkInTheWay {
+                op,
+                path: self.root.display(path.as_bytes()),
+                symlink: self.root.display(symlink),
+            }),
+            SymlinkPolicy::Skip => {
+                let symlink = RelPath::new(symlink).expect("a prefix of a RelPath");
+                self.skipped
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .push(SkippedForSymlink {
+                        path: path.clone(),
+                        symlink,
+                    });
+                Counts::add(&self.counts.skipped, 1);
+                Ok(Went::Skipped)
+            }
+        }
+    }
+
+    /// Opens the parent of `path`; `Err(Ok(Went::Skipped))` if skipped.
+    fn parent<'c>(
+        &self,
+        cursor: &'c mut DirCursor<'_>,
+        op: Op,
+        path: &RelPath,
+    ) -> Result<std::os::fd::BorrowedFd<'c>, Result<Went, ApplyError>> {
+        let (parent, _) = split(path);
+        cursor.dir(parent).map_err(|e| match e {
+            WalkError::Symlink { at } => self.symlink_in_the_way(op, path, &at),
+            WalkError::Errno { at, errno } => Err(ApplyError::Io {
+                op: Op::OpenDir,
+                path: self.root.display(&at),
+                errno,
+            }),
+        })
+    }
+
+    fn entry_error(&self, op: Op, path: &RelPath, e: EntryError) -> Result<Went, ApplyError> {
+        match e {
+            EntryError::Symlink => self.symlink_in_the_way(op, path, path.as_bytes()),
+            EntryError::Errno(errno) => Err(self.io(op, path, errno)),
+        }
+    }
+
+    fn remove(
+        &self,
+        cursor: &mut DirCursor<'_>,
+        path: &RelPath,
+        kind: Kind,
+    ) -> Result<Went, ApplyError> {
+        let dir = match self.parent(cursor, Op::Remove, path) {
+            Ok(dir) => dir,
+            Err(went) => return went,
+        };
+        let (_, name) = split(path);
+        safe_dir::remove(dir, name, kind).map_err(|errno| self.io(Op::Remove, path, errno))?;
+        Ok(Went::Done)
+    }
+
+    fn create_dir(&self, cursor: &mut DirCursor<'_>, entry: &Entry) -> Result<Went, ApplyError> {
+        let dir = match self.parent(cursor, Op::CreateDir, &entry.path) {
+            Ok(dir) => dir,
+            Err(went) => return went,
+        };
+        let (_, name) = split(&entry.path);
+        // Owner rwx until step 5, so that children can be created.
+        let mode = (entry.mode & 0o777) | 0o700;
+        safe_dir::create_dir(dir, name, mode)
+            .map_err(|errno| self.io(Op::CreateDir, &entry.path, errno))?;
+        Counts::add(&self.counts.dirs_created, 1);
+        Ok(Went::Done)
+    }
+
+    fn create_leaf(&self, cursor: &mut DirCursor<'_>, entry: &Entry) -> Result<(), ApplyError> {
+        let path = &entry.path;
+        let (_, name) = split(path);
+        match &entry.node {
+            Node::File { size, hash } => {
+                // Read and check the content first: a corrupt checkpoint
+                // fails before the file exists.
+                let mut content =
+                    self.blobs
+                        .read_blob(*hash)
+                        .map_err(|source| ApplyError::Blob {
+                            op: Op::ReadBlob,
+                            path: self.root.display(path.as_bytes()),
+                            hash: *hash,
+                            source,
+                        })?;
+                self.rewriter.rewrite_in_place(&mut content);
+                if content.len() as u64 != *size {
+                    return Err(ApplyError::SizeMismatch {
+                        op: Op::ReadBlob,
+                        path: self.root.display(path.as_bytes()),
+                        expected: *size,
+                        actual: content.len() as u64,
+                    });
+                }
+                let dir = match self.parent(cursor, Op::CreateFile, path) {
+                    Ok(dir) => dir,
+                    Err(went) => return went.map(drop),
+                };
+                safe_dir::create_file(dir, name, &content, entry.mode, entry.mtime)
+                    .map_err(|(op, errno)| self.io(op, path, errno))?;
+                Counts::add(&self.counts.files_created, 1);
+                Counts::add(&self.counts.bytes_written, *size);
+            }
+            Node::Symlink { target, .. } => {
+                let mut target = target.to_vec();
+                self.rewriter.rewrite_in_place(&mut target);
+                let dir = match self.parent(cursor, Op::CreateSymlink, path) {
+                    Ok(dir) => dir,
+                    Err(went) => return went.map(drop),
+                };
+                safe_dir::create_symlink(dir, name, &target)
+                    .map_err(|errno| self.io(Op::CreateSymlink, path, errno))?;
+                safe_dir::set_mtime(dir, name, entry.mtime)
+                    .map_err(|errno| self.io(Op::SetTimes, path, errno))?;
+                Counts::add(&self.counts.symlinks_created, 1);
+            }
+            Node::Dir => unreachable!("directories are created in step 2"),
+        }
+        Ok(())
+    }
+
+    /// `Retime` and `Freshen` of a file or symlink.
+    fn set_times(&self, cursor: &mut DirCursor<'_>, action: &Action) -> Result<(), ApplyError> {
+        let path = action.path();
+        let (_, name) = split(path);
+        let dir = match self.parent(cursor, Op::SetTimes, path) {
+            Ok(dir) => dir,
+            Err(went) => return went.map(drop),
+        };
+        match action {
+            Action::Retime {
+                kind, mode, mtime, ..
+            } => {
+                if *kind == Kind::File {
+                    if let Err(e) = safe_dir::set_mode(dir, name, *mode) {
+                        return self.entry_error(Op::SetMode, path, e).map(drop);
+                    }
+                }
+                safe_dir::set_mtime(dir, name, *mtime)
+                    .map_err(|errno| self.io(Op::SetTimes, path, errno))?;
+                Counts::add(&self.counts.retimed, 1);
+            }
+            Action::Freshen { .. } => {
+                safe_dir::set_mtime(dir, name, self.fresh_mtime)
+                    .map_err(|errno| self.io(Op::SetTimes, path, errno))?;
+                Counts::add(&self.counts.freshened, 1);
+            }
+            _ => unreachable!("only Retime and Freshen are queued in step 4"),
+        }
+        Ok(())
+    }
+
+    /// Step 5: a directory's final mode and mtime.
+    fn finish_dir(&self, cursor: &mut DirCursor<'_>, d: &DirTime<'_>) -> Result<(), ApplyError> {
+        let dir = match self.parent(cursor, Op::SetTimes, d.path) {
+            Ok(dir) => dir,
+            Err(went) => return went.map(drop),
+        };
+        let (_, name) = split(d.path);
+        if let Some(mode) = d.mode {
+            if let Err(e) = safe_dir::set_mode(dir, name, mode) {
+                return self.entry_error(Op::SetMode, d.path, e).map(drop);
+            }
+        }
+        safe_dir::set_mtime(dir, name, d.mtime)
+            .map_err(|errno| self.io(Op::SetTimes, d.path, errno))?;
+        if d.retime {
+            Counts::add(&self.counts.retimed, 1);
+        }
+        if d.freshen {
+            Counts::add(&self.counts.freshened, 1);
+        }
+        Ok(())
+    }
 }

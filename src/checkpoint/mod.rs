@@ -2,8 +2,21 @@
 //! state that `snapshot` leaves for `save`. The byte format is specified in
 //! `docs/format.md`.
 
+mod codec;
+pub mod error;
 pub mod pack;
 pub mod state;
+
+pub use codec::{
+    FORMAT_VERSION, MAX_BLOBS, MAX_BLOB_SIZE, MAX_DEPENDENCIES, MAX_ENTRIES, MAX_OUTPUTS,
+    MAX_SECTION_RAW,
+};
+pub use error::{FormatError, Role};
+pub use pack::{
+    files_to_store, write_checkpoint, BlobFile, BlobRecord, Compression, PackReader, VerifyStats,
+    WriteOptions, WriteStats, PACK_MAGIC,
+};
+pub use state::{read_state, write_state, STATE_MAGIC};
 
 use crate::build_info::BuildInfo;
 use crate::tree::{ContentHash, Manifest};
@@ -15,12 +28,15 @@ pub const PACK_FILE_NAME: &str = "checkpoint.nckp";
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Checkpoint {
     pub info: BuildInfo,
-    /// P: the tree just before the build (content hashes, modes).
+    /// P: the tree just before the build (content hashes, modes). A pack
+    /// does not store P's mtimes: read back, they are all
+    /// `Timestamp::default()`.
     pub before: Manifest,
     /// B: the tree after install (types, modes, ns mtimes, symlink targets).
     pub after: Manifest,
     /// One blob per distinct content of every file in B that is new or
     /// changed relative to P, keyed by its (masked) content hash.
+    /// Sorted by hash.
     pub blobs: Vec<BlobInfo>,
 }
 
@@ -40,3 +56,6 @@ pub struct State {
     pub info: BuildInfo,
     pub before: Manifest,
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,1 +1,75 @@
-//! The snapshot state file: written by `snapshot`, read by `save`.
+//! The snapshot state file: written by `snapshot`, read by `save`
+//! (format: `docs/format.md`).
+
+use super::codec::{
+    compress_section, decode_info, decode_manifest, encode_info, encode_manifest, header_bytes,
+    open_container, trailer_bytes, AtomicFile, Dec, DecResult, Enc, Trailer, HEADER_LEN,
+};
+use super::error::{FormatError, Role};
+use super::State;
+use std::io::Write;
+use std::path::Path;
+use xxhash_rust::xxh3::xxh3_128;
+
+/// First 8 bytes of a state file.
+pub const STATE_MAGIC: [u8; 8] = *b"\x89NCKS\r\n\x1a";
+
+/// zstd level of the state's section.
+const STATE_LEVEL: i32 = 3;
+
+fn encode(state: &State) -> Vec<u8> {
+    let mut e = Enc::default();
+    encode_info(&mut e, &state.info);
+    encode_manifest(&mut e, &state.before, true);
+    e.0
+}
+
+fn decode(raw: &[u8]) -> DecResult<State> {
+    let mut d = Dec::new(raw);
+    let info = decode_info(&mut d)?;
+    let before = decode_manifest(&mut d, true, "before")?;
+    d.finish()?;
+    Ok(State { info, before })
+}
+
+/// Writes the state file atomically (temporary file in the same directory,
+/// fsync, rename, fsync of the directory).
+pub fn write_state(path: &Path, state: &State) -> Result<(), FormatError> {
+    let raw = encode(state);
+    decode(&raw).map_err(|detail| FormatError::InvalidInput {
+        path: path.to_owned(),
+        op: "check the snapshot state".into(),
+        detail,
+    })?;
+    let atomic = AtomicFile::create(path)?;
+    let (compression, stored) = compress_section(&raw, STATE_LEVEL)
+        .map_err(|e| atomic.write_err("compress the snapshot state", e))?;
+    let header = header_bytes(&STATE_MAGIC);
+    let trailer = Trailer {
+        section_offset: HEADER_LEN,
+        section_stored: stored.len() as u64,
+        section_raw: raw.len() as u64,
+        compression,
+        section_checksum: xxh3_128(&stored),
+    };
+    let mut bytes = Vec::with_capacity(stored.len() + 80);
+    bytes.extend_from_slice(&header);
+    bytes.extend_from_slice(&stored);
+    bytes.extend_from_slice(&trailer_bytes(&header, &trailer));
+    atomic
+        .file()
+        .write_all(&bytes)
+        .map_err(|e| atomic.write_err("write the snapshot state", e))?;
+    atomic.commit()
+}
+
+/// Reads and validates a state file.
+pub fn read_state(path: &Path) -> Result<State, FormatError> {
+    let c = open_container(path, Role::State, &STATE_MAGIC, false)?;
+    decode(&c.section).map_err(|detail| FormatError::Unsafe {
+        role: Role::State,
+        path: path.to_owned(),
+        op: "check the snapshot state".into(),
+        detail,
+    })
+}

@@ -19,6 +19,12 @@ impl Rewriter {
         Rewriter {}
     }
 
+    /// Stub until the rewrite branch lands.
+    pub fn relocating(old: &BuildInfo, new: &BuildInfo) -> Result<Rewriter, std::io::Error> {
+        let _ = (old, new);
+        Ok(Rewriter {})
+    }
+
     pub fn is_identity(&self) -> bool {
         true
     }

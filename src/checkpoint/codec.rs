@@ -1,0 +1,721 @@
+//! The byte-level building blocks shared by the pack and the state file
+//! (specified in `docs/format.md`): little-endian encoding of build info and
+//! manifests, the header/section/trailer container, bounded decompression,
+//! and atomic file replacement.
+
+use super::error::{FormatError, Role};
+use crate::build_info::BuildInfo;
+use crate::store_path::StorePath;
+use crate::tree::manifest::PERMISSION_BITS;
+use crate::tree::{Entry, Manifest, Node, RelPath, Timestamp};
+use std::fs::File;
+use std::io::{self, Read};
+use std::os::unix::fs::{FileExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+
+/// Version of both the pack and the state format.
+pub const FORMAT_VERSION: u32 = 1;
+pub const HEADER_LEN: u64 = 16;
+pub const TRAILER_LEN: u64 = 64;
+
+/// Section compression codes (trailer and blob table).
+pub const COMPRESSION_RAW: u8 = 0;
+pub const COMPRESSION_ZSTD: u8 = 1;
+
+/// Largest decompressed manifest section accepted.
+pub const MAX_SECTION_RAW: u64 = 1 << 30;
+/// Most entries accepted in one manifest.
+pub const MAX_ENTRIES: usize = 8 << 20;
+/// Most blobs accepted in one pack.
+pub const MAX_BLOBS: usize = 8 << 20;
+/// Most outputs accepted in build info.
+pub const MAX_OUTPUTS: usize = 1024;
+/// Most dependencies accepted in build info.
+pub const MAX_DEPENDENCIES: usize = 1 << 20;
+/// Largest raw size accepted for one blob (1 TiB).
+pub const MAX_BLOB_SIZE: u64 = 1 << 40;
+/// Longest output name accepted.
+pub const MAX_OUTPUT_NAME: usize = 255;
+/// Longest absolute path (root, store dir, store path, symlink target).
+pub const MAX_PATH: usize = crate::tree::rel_path::PATH_MAX;
+
+const KIND_DIR: u8 = 0;
+const KIND_FILE: u8 = 1;
+const KIND_SYMLINK: u8 = 2;
+
+// ---------------------------------------------------------------- encoding
+
+#[derive(Default)]
+pub struct Enc(pub Vec<u8>);
+
+impl Enc {
+    pub fn u8(&mut self, v: u8) {
+        self.0.push(v);
+    }
+    pub fn u16(&mut self, v: u16) {
+        self.0.extend_from_slice(&v.to_le_bytes());
+    }
+    pub fn u32(&mut self, v: u32) {
+        self.0.extend_from_slice(&v.to_le_bytes());
+    }
+    pub fn u64(&mut self, v: u64) {
+        self.0.extend_from_slice(&v.to_le_bytes());
+    }
+    pub fn i64(&mut self, v: i64) {
+        self.0.extend_from_slice(&v.to_le_bytes());
+    }
+    pub fn u128(&mut self, v: u128) {
+        self.0.extend_from_slice(&v.to_le_bytes());
+    }
+    /// `u16` length then the bytes. Lengths beyond `u16` are written as
+    /// `u16::MAX` so that the decoder (which caps lengths well below) rejects
+    /// them; the writer's self-check reports it.
+    pub fn bytes16(&mut self, b: &[u8]) {
+        self.u16(u16::try_from(b.len()).unwrap_or(u16::MAX));
+        self.0
+            .extend_from_slice(&b[..b.len().min(u16::MAX as usize)]);
+    }
+    pub fn count(&mut self, n: usize) {
+        self.u32(u32::try_from(n).unwrap_or(u32::MAX));
+    }
+}
+
+/// A cursor over untrusted bytes: every read is bounds-checked and every
+/// failure is a message for [`FormatError::Unsafe`].
+pub struct Dec<'a> {
+    buf: &'a [u8],
+    pos: usize,
+}
+
+pub type DecResult<T> = Result<T, String>;
+
+impl<'a> Dec<'a> {
+    pub fn new(buf: &'a [u8]) -> Self {
+        Dec { buf, pos: 0 }
+    }
+    pub fn remaining(&self) -> usize {
+        self.buf.len() - self.pos
+    }
+    pub fn take(&mut self, n: usize) -> DecResult<&'a [u8]> {
+        if n > self.remaining() {
+            return Err(format!(
+                "needs {n} bytes at offset {} but only {} remain",
+                self.pos,
+                self.remaining()
+            ));
+        }
+        let s = &self.buf[self.pos..self.pos + n];
+        self.pos += n;
+        Ok(s)
+    }
+    fn array<const N: usize>(&mut self) -> DecResult<[u8; N]> {
+        Ok(self.take(N)?.try_into().expect("length checked"))
+    }
+    pub fn u8(&mut self) -> DecResult<u8> {
+        Ok(self.take(1)?[0])
+    }
+    pub fn u16(&mut self) -> DecResult<u16> {
+        Ok(u16::from_le_bytes(self.array()?))
+    }
+    pub fn u32(&mut self) -> DecResult<u32> {
+        Ok(u32::from_le_bytes(self.array()?))
+    }
+    pub fn u64(&mut self) -> DecResult<u64> {
+        Ok(u64::from_le_bytes(self.array()?))
+    }
+    pub fn i64(&mut self) -> DecResult<i64> {
+        Ok(i64::from_le_bytes(self.array()?))
+    }
+    pub fn u128(&mut self) -> DecResult<u128> {
+        Ok(u128::from_le_bytes(self.array()?))
+    }
+    /// A `u16`-length byte string of at most `max` bytes.
+    pub fn bytes16(&mut self, max: usize, what: &str) -> DecResult<&'a [u8]> {
+        let n = self.u16()? as usize;
+        if n > max {
+            return Err(format!("{what} is {n} bytes long, the limit is {max}"));
+        }
+        self.take(n)
+    }
+    /// A `u32` count of items of at least `min_size` bytes each, checked
+    /// against `max` and against the bytes actually left, so that nothing is
+    /// ever allocated from an unchecked count.
+    pub fn count(&mut self, min_size: usize, max: usize, what: &str) -> DecResult<usize> {
+        let n = self.u32()? as usize;
+        if n > max {
+            return Err(format!("{n} {what}, the limit is {max}"));
+        }
+        if n.saturating_mul(min_size) > self.remaining() {
+            return Err(format!(
+                "declares {n} {what} but only {} bytes remain",
+                self.remaining()
+            ));
+        }
+        Ok(n)
+    }
+    pub fn finish(&self) -> DecResult<()> {
+        if self.remaining() != 0 {
+            return Err(format!("{} unexpected bytes at the end", self.remaining()));
+        }
+        Ok(())
+    }
+}
+
+// -------------------------------------------------------------- build info
+
+pub fn encode_info(e: &mut Enc, info: &BuildInfo) {
+    e.bytes16(&info.root);
+    e.bytes16(&info.store_dir);
+    e.count(info.outputs.len());
+    for (name, path) in &info.outputs {
+        e.bytes16(name.as_bytes());
+        e.bytes16(path.as_bytes());
+    }
+    e.count(info.dependencies.len());
+    for dep in &info.dependencies {
+        e.bytes16(dep.as_bytes());
+    }
+}
+
+fn check_absolute(bytes: &[u8], what: &str) -> DecResult<()> {
+    if bytes.first() != Some(&b'/') {
+        return Err(format!("{what} {:?} is not absolute", lossy(bytes)));
+    }
+    if bytes.contains(&0) {
+        return Err(format!("{what} contains a NUL byte"));
+    }
+    Ok(())
+}
+
+fn lossy(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+fn store_path(store_dir: &[u8], bytes: &[u8], what: &str) -> DecResult<StorePath> {
+    match StorePath::parse(store_dir, bytes) {
+        Some(p) if p.as_bytes() == bytes => Ok(p),
+        _ => Err(format!(
+            "{what} {:?} is not a store path in {:?}",
+            lossy(bytes),
+            lossy(store_dir)
+        )),
+    }
+}
+
+pub fn decode_info(d: &mut Dec) -> DecResult<BuildInfo> {
+    let root = d.bytes16(MAX_PATH, "the build root")?.to_vec();
+    check_absolute(&root, "the build root")?;
+    let store_dir = d.bytes16(MAX_PATH, "the store directory")?.to_vec();
+    check_absolute(&store_dir, "the store directory")?;
+    if store_dir.ends_with(b"/") {
+        return Err("the store directory ends with `/`".into());
+    }
+    let n = d.count(4, MAX_OUTPUTS, "outputs")?;
+    let mut outputs: Vec<(String, StorePath)> = Vec::with_capacity(n);
+    for _ in 0..n {
+        let name = d.bytes16(MAX_OUTPUT_NAME, "an output name")?;
+        let name = std::str::from_utf8(name)
+            .ok()
+            .filter(|s| {
+                !s.is_empty()
+                    && s.bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b"+-._".contains(&b))
+            })
+            .ok_or_else(|| format!("bad output name {:?}", lossy(name)))?
+            .to_string();
+        if let Some((last, _)) = outputs.last() {
+            if *last >= name {
+                return Err(format!("output {name:?} is listed twice or out of order"));
+            }
+        }
+        let path = store_path(&store_dir, d.bytes16(MAX_PATH, "an output path")?, "output")?;
+        outputs.push((name, path));
+    }
+    let n = d.count(2, MAX_DEPENDENCIES, "dependencies")?;
+    let mut dependencies: Vec<StorePath> = Vec::with_capacity(n);
+    for _ in 0..n {
+        let dep = store_path(
+            &store_dir,
+            d.bytes16(MAX_PATH, "a dependency")?,
+            "dependency",
+        )?;
+        if let Some(last) = dependencies.last() {
+            if *last >= dep {
+                return Err(format!("dependency {dep} is listed twice or out of order"));
+            }
+        }
+        dependencies.push(dep);
+    }
+    Ok(BuildInfo {
+        root,
+        store_dir,
+        outputs,
+        dependencies,
+    })
+}
+
+// ---------------------------------------------------------------- manifests
+
+/// Encodes a manifest; `with_mtime` is fixed by the context (docs/format.md).
+pub fn encode_manifest(e: &mut Enc, m: &Manifest, with_mtime: bool) {
+    e.count(m.len());
+    for entry in m.entries() {
+        e.bytes16(entry.path.as_bytes());
+        let kind = match entry.node {
+            Node::Dir => KIND_DIR,
+            Node::File { .. } => KIND_FILE,
+            Node::Symlink { .. } => KIND_SYMLINK,
+        };
+        e.u8(kind);
+        e.u32(entry.mode);
+        if with_mtime {
+            e.i64(entry.mtime.secs);
+            e.u32(entry.mtime.nanos);
+        }
+        match &entry.node {
+            Node::Dir => {}
+            Node::File { size, hash } => {
+                e.u64(*size);
+                e.u128(*hash);
+            }
+            Node::Symlink { target, hash } => {
+                e.bytes16(target);
+                e.u128(*hash);
+            }
+        }
+    }
+}
+
+/// Decodes and validates a manifest: every path through [`RelPath::new`],
+/// strictly increasing paths (no duplicates), permission bits only, valid
+/// nanoseconds, symlink targets non-empty without NUL, then the
+/// [`Manifest::new`] invariants. Without mtimes, entries get
+/// `Timestamp::default()`.
+pub fn decode_manifest(d: &mut Dec, with_mtime: bool, what: &str) -> DecResult<Manifest> {
+    let n = d.count(8, MAX_ENTRIES, "entries")?;
+    let mut entries: Vec<Entry> = Vec::with_capacity(n);
+    for _ in 0..n {
+        let raw = d.bytes16(MAX_PATH, "a path")?;
+        let path = RelPath::new(raw).map_err(|e| format!("{what}: path {:?}: {e}", lossy(raw)))?;
+        if let Some(last) = entries.last() {
+            if last.path == path {
+                return Err(format!("{what}: {path}: listed twice"));
+            }
+            if last.path > path {
+                return Err(format!("{what}: {path}: out of order"));
+            }
+        }
+        let kind = d.u8()?;
+        let mode = d.u32()?;
+        if mode & !PERMISSION_BITS != 0 {
+            return Err(format!(
+                "{what}: {path}: mode {mode:#o} has more than permission bits"
+            ));
+        }
+        let mtime = if with_mtime {
+            let secs = d.i64()?;
+            let nanos = d.u32()?;
+            if nanos >= 1_000_000_000 {
+                return Err(format!("{what}: {path}: {nanos} nanoseconds"));
+            }
+            Timestamp::new(secs, nanos)
+        } else {
+            Timestamp::default()
+        };
+        let node = match kind {
+            KIND_DIR => Node::Dir,
+            KIND_FILE => {
+                let size = d.u64()?;
+                if size > MAX_BLOB_SIZE {
+                    return Err(format!(
+                        "{what}: {path}: size {size} beyond the limit of {MAX_BLOB_SIZE}"
+                    ));
+                }
+                Node::File {
+                    size,
+                    hash: d.u128()?,
+                }
+            }
+            KIND_SYMLINK => {
+                let target = d.bytes16(MAX_PATH, "a symlink target")?;
+                if target.is_empty() || target.contains(&0) {
+                    return Err(format!("{what}: {path}: empty symlink target or NUL in it"));
+                }
+                Node::Symlink {
+                    target: target.into(),
+                    hash: d.u128()?,
+                }
+            }
+            k => return Err(format!("{what}: {path}: unknown entry kind {k}")),
+        };
+        entries.push(Entry {
+            path,
+            node,
+            mode,
+            mtime,
+        });
+    }
+    Manifest::new(entries).map_err(|e| format!("{what}: {e}"))
+}
+
+// ---------------------------------------------------------------- container
+
+/// The fixed-size trailer at the end of a pack or state file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Trailer {
+    pub section_offset: u64,
+    pub section_stored: u64,
+    pub section_raw: u64,
+    pub compression: u8,
+    pub section_checksum: u128,
+}
+
+pub fn header_bytes(magic: &[u8; 8]) -> [u8; HEADER_LEN as usize] {
+    let mut h = [0u8; HEADER_LEN as usize];
+    h[..8].copy_from_slice(magic);
+    h[8..12].copy_from_slice(&FORMAT_VERSION.to_le_bytes());
+    // 12..16: flags, zero.
+    h
+}
+
+pub fn trailer_bytes(
+    header: &[u8; HEADER_LEN as usize],
+    t: &Trailer,
+) -> [u8; TRAILER_LEN as usize] {
+    let mut b = [0u8; TRAILER_LEN as usize];
+    b[0..8].copy_from_slice(&t.section_offset.to_le_bytes());
+    b[8..16].copy_from_slice(&t.section_stored.to_le_bytes());
+    b[16..24].copy_from_slice(&t.section_raw.to_le_bytes());
+    b[24] = t.compression;
+    // 25..32 reserved, zero.
+    b[32..48].copy_from_slice(&t.section_checksum.to_le_bytes());
+    let sum = trailer_checksum(header, &b[..48]);
+    b[48..64].copy_from_slice(&sum.to_le_bytes());
+    b
+}
+
+fn trailer_checksum(header: &[u8], fields: &[u8]) -> u128 {
+    let mut h = xxhash_rust::xxh3::Xxh3::new();
+    h.update(header);
+    h.update(fields);
+    h.digest128()
+}
+
+/// Compresses a section: raw at level 0, else one zstd frame.
+pub fn compress_section(raw: &[u8], level: i32) -> io::Result<(u8, Vec<u8>)> {
+    if level == 0 {
+        Ok((COMPRESSION_RAW, raw.to_vec()))
+    } else {
+        Ok((COMPRESSION_ZSTD, zstd::bulk::compress(raw, level)?))
+    }
+}
+
+/// Reads `[offset, offset + buf.len())` exactly.
+pub fn pread_exact(file: &File, buf: &mut [u8], offset: u64) -> io::Result<()> {
+    file.read_exact_at(buf, offset)
+}
+
+/// An opened, checked container: the decompressed section and the trailer.
+pub struct Container {
+    pub file: File,
+    pub trailer: Trailer,
+    pub section: Vec<u8>,
+}
+
+/// Opens `path` and checks everything up to the decompressed section:
+/// magic, version, flags, trailer checksum, offsets, section checksum,
+/// bounded decompression. `blobs_allowed`: whether bytes may lie between
+/// the header and the section (pack) or not (state).
+pub fn open_container(
+    path: &Path,
+    role: Role,
+    magic: &[u8; 8],
+    blobs_allowed: bool,
+) -> Result<Container, FormatError> {
+    let corrupt = |op: &str, detail: String| FormatError::Corrupt {
+        role,
+        path: path.to_owned(),
+        op: op.into(),
+        detail,
+    };
+    let unsupported = |op: &str, detail: String| FormatError::Unsupported {
+        role,
+        path: path.to_owned(),
+        op: op.into(),
+        detail,
+    };
+    let unsafe_ = |op: &str, detail: String| FormatError::Unsafe {
+        role,
+        path: path.to_owned(),
+        op: op.into(),
+        detail,
+    };
+    let read_err = |op: &str, source: io::Error| {
+        // ENOTDIR: a path component is a file (`io::ErrorKind::NotADirectory`
+        // needs Rust 1.83).
+        if source.kind() == io::ErrorKind::NotFound
+            || source.raw_os_error() == Some(nix::errno::Errno::ENOTDIR as i32)
+        {
+            FormatError::Missing {
+                role,
+                path: path.to_owned(),
+                op: op.into(),
+                source,
+            }
+        } else {
+            FormatError::Read {
+                role,
+                path: path.to_owned(),
+                op: op.into(),
+                source,
+            }
+        }
+    };
+
+    let file = File::open(path).map_err(|e| read_err("open", e))?;
+    let meta = file.metadata().map_err(|e| read_err("stat", e))?;
+    if !meta.is_file() {
+        return Err(unsupported("open", "not a regular file".into()));
+    }
+    let len = meta.len();
+
+    // Header: a wrong magic means "not ours" even when the file is short; a
+    // short file with a matching prefix is a truncated one.
+    let mut header = [0u8; HEADER_LEN as usize];
+    let have = len.min(HEADER_LEN) as usize;
+    pread_exact(&file, &mut header[..have], 0).map_err(|e| read_err("read the header", e))?;
+    let magic_have = have.min(8);
+    if header[..magic_have] != magic[..magic_have] {
+        return Err(unsupported(
+            "read the header",
+            format!("wrong magic bytes (expected a nix-checkpoint {role} file)"),
+        ));
+    }
+    if len < HEADER_LEN + TRAILER_LEN {
+        return Err(corrupt(
+            "read the header",
+            format!("truncated: {len} bytes, shorter than header and trailer"),
+        ));
+    }
+    let version = u32::from_le_bytes(header[8..12].try_into().unwrap());
+    if version != FORMAT_VERSION {
+        return Err(unsupported(
+            "read the header",
+            format!("format version {version}"),
+        ));
+    }
+    let flags = u32::from_le_bytes(header[12..16].try_into().unwrap());
+    if flags != 0 {
+        return Err(unsupported(
+            "read the header",
+            format!("unknown feature flags {flags:#x}"),
+        ));
+    }
+
+    let mut tb = [0u8; TRAILER_LEN as usize];
+    pread_exact(&file, &mut tb, len - TRAILER_LEN).map_err(|e| read_err("read the trailer", e))?;
+    let stored_sum = u128::from_le_bytes(tb[48..64].try_into().unwrap());
+    if trailer_checksum(&header, &tb[..48]) != stored_sum {
+        return Err(corrupt(
+            "read the trailer",
+            "trailer checksum mismatch (truncated or damaged)".into(),
+        ));
+    }
+    let le64 = |r: std::ops::Range<usize>| u64::from_le_bytes(tb[r].try_into().unwrap());
+    let trailer = Trailer {
+        section_offset: le64(0..8),
+        section_stored: le64(8..16),
+        section_raw: le64(16..24),
+        compression: tb[24],
+        section_checksum: u128::from_le_bytes(tb[32..48].try_into().unwrap()),
+    };
+    if tb[25..32] != [0; 7] {
+        return Err(unsupported(
+            "read the trailer",
+            "reserved bytes are not zero".into(),
+        ));
+    }
+    if trailer.compression != COMPRESSION_RAW && trailer.compression != COMPRESSION_ZSTD {
+        return Err(unsupported(
+            "read the trailer",
+            format!("unknown compression {}", trailer.compression),
+        ));
+    }
+    let end = trailer
+        .section_offset
+        .checked_add(trailer.section_stored)
+        .and_then(|e| e.checked_add(TRAILER_LEN));
+    if trailer.section_offset < HEADER_LEN
+        || end != Some(len)
+        || (!blobs_allowed && trailer.section_offset != HEADER_LEN)
+    {
+        return Err(corrupt(
+            "read the trailer",
+            format!(
+                "section at {}+{} does not fit a {len}-byte file",
+                trailer.section_offset, trailer.section_stored
+            ),
+        ));
+    }
+    if trailer.section_raw > MAX_SECTION_RAW {
+        return Err(unsafe_(
+            "read the trailer",
+            format!(
+                "section declares {} bytes, the limit is {MAX_SECTION_RAW}",
+                trailer.section_raw
+            ),
+        ));
+    }
+    if trailer.compression == COMPRESSION_RAW && trailer.section_raw != trailer.section_stored {
+        return Err(unsafe_(
+            "read the trailer",
+            "raw section with a declared size different from its length".into(),
+        ));
+    }
+
+    // The stored length is within the file: allocating it is bounded by
+    // bytes actually present.
+    let mut stored = vec![0u8; trailer.section_stored as usize];
+    pread_exact(&file, &mut stored, trailer.section_offset)
+        .map_err(|e| read_err("read the manifest section", e))?;
+    if xxhash_rust::xxh3::xxh3_128(&stored) != trailer.section_checksum {
+        return Err(corrupt(
+            "read the manifest section",
+            "manifest checksum mismatch".into(),
+        ));
+    }
+    let section = if trailer.compression == COMPRESSION_RAW {
+        stored
+    } else {
+        bounded_decompress(&stored, trailer.section_raw)
+            .map_err(|d| unsafe_("decompress the manifest section", d))?
+    };
+    Ok(Container {
+        file,
+        trailer,
+        section,
+    })
+}
+
+/// Decompresses `stored` (zstd frames) into exactly `raw_len` bytes, never
+/// producing more than `raw_len + 1` bytes whatever the frames claim.
+pub fn bounded_decompress(stored: &[u8], raw_len: u64) -> Result<Vec<u8>, String> {
+    let mut dec =
+        zstd::stream::read::Decoder::with_buffer(stored).map_err(|e| format!("zstd: {e}"))?;
+    let mut out = Vec::with_capacity(raw_len.min(16 << 20) as usize);
+    (&mut dec)
+        .take(raw_len.saturating_add(1))
+        .read_to_end(&mut out)
+        .map_err(|e| format!("invalid zstd data: {e}"))?;
+    if out.len() as u64 > raw_len {
+        return Err(format!(
+            "decompresses beyond its declared {raw_len} bytes (a decompression bomb?)"
+        ));
+    }
+    if (out.len() as u64) < raw_len {
+        return Err(format!(
+            "decompresses to {} bytes, {raw_len} declared",
+            out.len()
+        ));
+    }
+    Ok(out)
+}
+
+// ---------------------------------------------------------------- atomic
+
+/// A temporary file next to its destination, removed on drop unless
+/// [`AtomicFile::commit`] renamed it into place.
+pub struct AtomicFile {
+    pub temp: PathBuf,
+    dest: PathBuf,
+    dir: PathBuf,
+    file: Option<File>,
+}
+
+impl AtomicFile {
+    /// Creates `dir/.NAME.tmp` exclusively (mode 0644). A stale regular file
+    /// of that name (from a killed run) is removed first; anything else of
+    /// that name (a directory, a symlink) is an error and is left alone.
+    pub fn create(dest: &Path) -> Result<AtomicFile, FormatError> {
+        let dir = dest.parent().unwrap_or(Path::new(".")).to_owned();
+        let name = dest.file_name().unwrap_or_default().to_string_lossy();
+        let temp = dir.join(format!(".{name}.tmp"));
+        let open = || {
+            std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o644)
+                .custom_flags(nix::fcntl::OFlag::O_NOFOLLOW.bits())
+                .open(&temp)
+        };
+        let file = match open() {
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                match std::fs::symlink_metadata(&temp) {
+                    Ok(m) if m.file_type().is_file() => {
+                        std::fs::remove_file(&temp).map_err(|e| FormatError::Write {
+                            path: temp.clone(),
+                            op: "remove a stale temporary file".into(),
+                            source: e,
+                        })?;
+                        open()
+                    }
+                    _ => Err(e),
+                }
+            }
+            r => r,
+        }
+        .map_err(|e| FormatError::Write {
+            path: temp.clone(),
+            op: "create the temporary file".into(),
+            source: e,
+        })?;
+        Ok(AtomicFile {
+            temp,
+            dest: dest.to_owned(),
+            dir,
+            file: Some(file),
+        })
+    }
+
+    pub fn file(&self) -> &File {
+        self.file.as_ref().expect("open until commit")
+    }
+
+    pub fn write_err(&self, op: &str, source: io::Error) -> FormatError {
+        FormatError::Write {
+            path: self.temp.clone(),
+            op: op.into(),
+            source,
+        }
+    }
+
+    /// fsync, rename over the destination, fsync the directory.
+    pub fn commit(mut self) -> Result<(), FormatError> {
+        let file = self.file.take().expect("open until commit");
+        file.sync_all().map_err(|e| self.write_err("fsync", e))?;
+        drop(file);
+        std::fs::rename(&self.temp, &self.dest).map_err(|e| FormatError::Write {
+            path: self.dest.clone(),
+            op: format!("rename {} into place", self.temp.display()),
+            source: e,
+        })?;
+        // Renamed: nothing left to clean up even if the directory sync fails.
+        self.temp = PathBuf::new();
+        File::open(&self.dir)
+            .and_then(|d| d.sync_all())
+            .map_err(|e| FormatError::Write {
+                path: self.dir.clone(),
+                op: "fsync the directory".into(),
+                source: e,
+            })
+    }
+}
+
+impl Drop for AtomicFile {
+    fn drop(&mut self) {
+        if !self.temp.as_os_str().is_empty() {
+            self.file.take();
+            let _ = std::fs::remove_file(&self.temp);
+        }
+    }
+}

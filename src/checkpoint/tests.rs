@@ -1,0 +1,1199 @@
+//! Tests of the pack and state formats: round trips, determinism, every
+//! single-byte flip and truncation, hostile content, atomic writes.
+
+use super::codec::{self, header_bytes, trailer_bytes, Enc, Trailer, HEADER_LEN};
+use super::*;
+use crate::exit_code::ExitCode;
+use crate::store_path::StorePath;
+use crate::tree::{Entry, Manifest, Node, RelPath, Timestamp};
+use std::collections::BTreeMap;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use xxhash_rust::xxh3::xxh3_128;
+
+const H1: &str = "0c9vyk4cpzfmrfbdlq1ry1gxyrk2ynvr";
+const H2: &str = "1c9vyk4cpzfmrfbdlq1ry1gxyrk2ynvr";
+const H3: &str = "2c9vyk4cpzfmrfbdlq1ry1gxyrk2ynvr";
+
+fn info() -> BuildInfo {
+    let sp = |s: String| StorePath::parse(b"/nix/store", s.as_bytes()).unwrap();
+    BuildInfo {
+        root: b"/build/source".to_vec(),
+        store_dir: b"/nix/store".to_vec(),
+        outputs: vec![
+            ("dev".into(), sp(format!("/nix/store/{H1}-hello-dev"))),
+            ("out".into(), sp(format!("/nix/store/{H2}-hello"))),
+        ],
+        dependencies: vec![sp(format!("/nix/store/{H3}-gcc-13"))],
+    }
+}
+
+fn rel(p: &[u8]) -> RelPath {
+    RelPath::new(p).unwrap()
+}
+
+fn t(secs: i64) -> Timestamp {
+    Timestamp::new(secs, 123_456_789)
+}
+
+fn dir(p: &[u8], secs: i64) -> Entry {
+    Entry {
+        path: rel(p),
+        node: Node::Dir,
+        mode: 0o755,
+        mtime: t(secs),
+    }
+}
+
+fn file(p: &[u8], content: &[u8], mode: u32, secs: i64) -> Entry {
+    Entry {
+        path: rel(p),
+        node: Node::File {
+            size: content.len() as u64,
+            hash: xxh3_128(content),
+        },
+        mode,
+        mtime: t(secs),
+    }
+}
+
+fn link(p: &[u8], target: &[u8], secs: i64) -> Entry {
+    Entry {
+        path: rel(p),
+        node: Node::Symlink {
+            target: target.into(),
+            hash: xxh3_128(target),
+        },
+        mode: 0o777,
+        mtime: t(secs),
+    }
+}
+
+/// A build tree on disk with P and B, and the blobs `save` would pass.
+struct Fixture {
+    _tmp: tempfile::TempDir,
+    root: PathBuf,
+    before: Manifest,
+    after: Manifest,
+    blobs: Vec<BlobFile>,
+    contents: BTreeMap<u128, Vec<u8>>,
+}
+
+fn fixture(big: usize) -> Fixture {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("tree");
+    let main_c = b"int main() { return 0; }\n".to_vec();
+    let header = b"#define X 1\n".to_vec();
+    let readme = b"hello\n".to_vec();
+    let object = b"\x7fELF object code \x00\x01\x02".repeat(50);
+    let weird = b"non-utf8 named product".to_vec();
+    let big_content: Vec<u8> = (0..big)
+        .map(|i| (i % 251) as u8 ^ (i / 7000) as u8)
+        .collect();
+    let random: Vec<u8> = (0..4000u32)
+        .map(|i| (xxh3_128(&i.to_le_bytes()) >> 64) as u8)
+        .collect();
+    let before = Manifest::new(vec![
+        dir(b"src", 10),
+        file(b"src/main.c", &main_c, 0o644, 11),
+        file(b"src/unchanged.h", &header, 0o644, 12),
+        file(b"README", &readme, 0o644, 13),
+        link(b"link", b"src/main.c", 14),
+        file(b"gone", b"deleted by the build", 0o644, 15),
+    ])
+    .unwrap();
+    let mut after = vec![
+        dir(b"src", 10),
+        file(b"src/main.c", &main_c, 0o644, 11),
+        file(b"src/unchanged.h", &header, 0o644, 12),
+        // Same content, new mode: stored.
+        file(b"README", &readme, 0o755, 20),
+        link(b"link", b"src/main.c", 14),
+        dir(b"build", 21),
+        file(b"build/main.o", &object, 0o644, 22),
+        file(b"build/copy.o", &object, 0o644, 23),
+        file(b"build/\xff\xfe-bin", &weird, 0o755, 24),
+        dir(b"build/\xff\xfe-dir", 25),
+        file(b"build/\xff\xfe-dir/random", &random, 0o644, 26),
+        link(b"build/latest", b"main.o", 27),
+        link(b"build/\x80abs", b"/nix/store/x-\xff", 28),
+        file(b"build/empty", b"", 0o600, -5),
+    ];
+    if big > 0 {
+        after.push(file(b"build/big.bin", &big_content, 0o644, 29));
+    }
+    let after = Manifest::new(after).unwrap();
+
+    let mut contents = BTreeMap::new();
+    for (p, c) in [
+        (&b"src/main.c"[..], &main_c),
+        (b"src/unchanged.h", &header),
+        (b"README", &readme),
+        (b"build/main.o", &object),
+        (b"build/copy.o", &object),
+        (b"build/\xff\xfe-bin", &weird),
+        (b"build/\xff\xfe-dir/random", &random),
+        (b"build/empty", &Vec::new()),
+        (b"build/big.bin", &big_content),
+    ] {
+        if p == b"build/big.bin" && big == 0 {
+            continue;
+        }
+        let path = root.join(rel(p).as_path());
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, c).unwrap();
+        contents.insert(xxh3_128(c), c.clone());
+    }
+    let blobs = files_to_store(&before, &after)
+        .map(|e| match e.node {
+            Node::File { size, hash } => BlobFile {
+                hash,
+                path: root.join(e.path.as_path()),
+                size,
+            },
+            _ => unreachable!(),
+        })
+        .collect();
+    Fixture {
+        _tmp: tmp,
+        root,
+        before,
+        after,
+        blobs,
+        contents,
+    }
+}
+
+fn write(fx: &Fixture, out: &Path, options: &WriteOptions) -> WriteStats {
+    write_checkpoint(
+        out,
+        &info(),
+        &fx.before,
+        &fx.after,
+        fx.blobs.clone(),
+        options,
+    )
+    .unwrap()
+}
+
+fn without_mtimes(m: &Manifest) -> Manifest {
+    Manifest::new(
+        m.entries()
+            .iter()
+            .map(|e| Entry {
+                mtime: Timestamp::default(),
+                ..e.clone()
+            })
+            .collect(),
+    )
+    .unwrap()
+}
+
+fn opts(level: i32, max_in_flight: u64) -> WriteOptions {
+    WriteOptions {
+        level,
+        max_in_flight,
+    }
+}
+
+#[test]
+fn round_trip_at_each_level_and_memory_budget() {
+    for (level, budget) in [
+        (3, 64 << 20),
+        (0, 64 << 20),
+        (3, 4096),
+        (0, 4096),
+        (19, 1 << 20),
+    ] {
+        let fx = fixture(300_000);
+        let out = fx.root.parent().unwrap().join("out/nested");
+        let stats = write(&fx, &out, &opts(level, budget));
+        assert_eq!(stats.path, out.join(PACK_FILE_NAME));
+        let pack = PackReader::open(&out).unwrap();
+        let cp = pack.checkpoint();
+        assert_eq!(cp.info, info());
+        assert_eq!(cp.after, fx.after);
+        assert_eq!(cp.before, without_mtimes(&fx.before));
+        // README (mode), main.o = copy.o (dedup), weird, random, empty, big.
+        assert_eq!(cp.blobs.len(), 6, "level {level}");
+        assert_eq!(stats.blobs, 6);
+        assert!(!cp
+            .blobs
+            .iter()
+            .any(|b| b.hash == xxh3_128(b"#define X 1\n")));
+        for b in &cp.blobs {
+            assert_eq!(&pack.read_blob(b.hash).unwrap(), &fx.contents[&b.hash]);
+            let via_trait = crate::apply::BlobSource::read_blob(&pack, b.hash).unwrap();
+            assert_eq!(&via_trait, &fx.contents[&b.hash]);
+            let mut streamed = Vec::new();
+            pack.stream_blob(b.hash, &mut |c| {
+                streamed.extend_from_slice(c);
+                Ok(())
+            })
+            .unwrap();
+            assert_eq!(&streamed, &fx.contents[&b.hash]);
+        }
+        let v = pack.verify().unwrap();
+        assert_eq!(v.blobs, 6);
+        assert_eq!(v.raw_bytes, stats.raw_bytes);
+        assert_eq!(v.stored_bytes, stats.stored_bytes);
+        // Also opens by file path.
+        let by_file = PackReader::open(&out.join(PACK_FILE_NAME)).unwrap();
+        assert_eq!(by_file.checkpoint(), cp);
+
+        let bytes = std::fs::read(out.join(PACK_FILE_NAME)).unwrap();
+        assert_eq!(bytes.len() as u64, stats.pack_bytes);
+        assert_eq!(&bytes[..8], &PACK_MAGIC);
+        let mode = std::fs::metadata(out.join(PACK_FILE_NAME))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o111, 0, "pack must not be executable");
+        // Raw blobs are the content byte for byte at their offset.
+        for r in pack.blobs() {
+            if r.compression == Compression::Raw {
+                let at = &bytes[r.offset as usize..(r.offset + r.stored_len) as usize];
+                assert_eq!(at, &fx.contents[&r.hash][..]);
+            } else {
+                assert!(level != 0);
+            }
+        }
+        if level == 0 {
+            assert!(pack
+                .blobs()
+                .iter()
+                .all(|r| r.compression == Compression::Raw));
+        } else {
+            // Compressible contents are compressed, random data is not.
+            let big = pack.blob(xxh3_128(
+                &fx.contents.values().max_by_key(|c| c.len()).unwrap()[..],
+            ));
+            assert_eq!(big.unwrap().compression, Compression::Zstd);
+            assert!(stats.stored_bytes < stats.raw_bytes);
+        }
+    }
+}
+
+#[test]
+fn bytes_do_not_depend_on_thread_count() {
+    // The second case streams a file larger than a zstd multithreading job.
+    for (budget, big) in [(64 << 20, 200_000), (8192, 12 << 20)] {
+        let fx = fixture(big);
+        let base = fx.root.parent().unwrap().to_owned();
+        let mut packs = Vec::new();
+        for threads in [1, 4] {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap();
+            let out = base.join(format!("out-{threads}"));
+            let mut blobs = fx.blobs.clone();
+            if threads == 4 {
+                blobs.reverse();
+            }
+            pool.install(|| {
+                write_checkpoint(
+                    &out,
+                    &info(),
+                    &fx.before,
+                    &fx.after,
+                    blobs,
+                    &opts(3, budget),
+                )
+                .unwrap()
+            });
+            packs.push(std::fs::read(out.join(PACK_FILE_NAME)).unwrap());
+        }
+        assert_eq!(packs[0], packs[1]);
+    }
+}
+
+fn is_rejection(code: ExitCode) -> bool {
+    matches!(
+        code,
+        ExitCode::CheckpointCorrupt | ExitCode::CheckpointUnsupported | ExitCode::CheckpointUnsafe
+    )
+}
+
+/// Opens and verifies a pack: Ok only if everything checks out.
+fn open_and_verify(path: &Path) -> Result<PackReader, FormatError> {
+    let pack = PackReader::open(path)?;
+    pack.verify()?;
+    Ok(pack)
+}
+
+fn small_fixture() -> Fixture {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("tree");
+    std::fs::create_dir_all(root.join("d")).unwrap();
+    let a = b"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa compressible".to_vec();
+    let b = b"xyz".to_vec();
+    std::fs::write(root.join("d/a"), &a).unwrap();
+    std::fs::write(root.join("b"), &b).unwrap();
+    let before = Manifest::new(vec![file(b"b", b"old", 0o644, 1)]).unwrap();
+    let after = Manifest::new(vec![
+        file(b"b", &b, 0o644, 2),
+        dir(b"d", 3),
+        file(b"d/a", &a, 0o644, 4),
+        link(b"l", b"d/a", 5),
+    ])
+    .unwrap();
+    let blobs = vec![
+        BlobFile {
+            hash: xxh3_128(&a),
+            path: root.join("d/a"),
+            size: a.len() as u64,
+        },
+        BlobFile {
+            hash: xxh3_128(&b),
+            path: root.join("b"),
+            size: b.len() as u64,
+        },
+    ];
+    let contents = [(xxh3_128(&a), a), (xxh3_128(&b), b)].into_iter().collect();
+    Fixture {
+        _tmp: tmp,
+        root,
+        before,
+        after,
+        blobs,
+        contents,
+    }
+}
+
+#[test]
+fn every_single_byte_flip_is_detected() {
+    for level in [3, 0] {
+        let fx = small_fixture();
+        let out = fx.root.parent().unwrap().join("out");
+        write(&fx, &out, &opts(level, 64 << 20));
+        let good = std::fs::read(out.join(PACK_FILE_NAME)).unwrap();
+        let bad_path = out.join("flipped.nckp");
+        for i in 0..good.len() {
+            for mask in [0x01u8, 0x80, 0xff] {
+                let mut bad = good.clone();
+                bad[i] ^= mask;
+                std::fs::write(&bad_path, &bad).unwrap();
+                match open_and_verify(&bad_path) {
+                    Ok(_) => panic!(
+                        "level {level}: flip {mask:#x} at byte {i} of {} went unnoticed",
+                        good.len()
+                    ),
+                    Err(e) => assert!(is_rejection(e.exit_code()), "byte {i}: {e}"),
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn every_truncation_and_extension_is_detected() {
+    let fx = small_fixture();
+    let out = fx.root.parent().unwrap().join("out");
+    write(&fx, &out, &opts(3, 64 << 20));
+    let good = std::fs::read(out.join(PACK_FILE_NAME)).unwrap();
+    let bad_path = out.join("cut.nckp");
+    for len in 0..good.len() {
+        std::fs::write(&bad_path, &good[..len]).unwrap();
+        let e = open_and_verify(&bad_path).unwrap_err();
+        assert_eq!(
+            e.exit_code(),
+            ExitCode::CheckpointCorrupt,
+            "length {len}: {e}"
+        );
+    }
+    let mut longer = good.clone();
+    longer.push(0);
+    std::fs::write(&bad_path, &longer).unwrap();
+    assert_eq!(
+        open_and_verify(&bad_path).unwrap_err().exit_code(),
+        ExitCode::CheckpointCorrupt
+    );
+}
+
+#[test]
+fn missing_and_foreign_files() {
+    let tmp = tempfile::tempdir().unwrap();
+    let e = PackReader::open(&tmp.path().join("nope")).unwrap_err();
+    assert_eq!(e.exit_code(), ExitCode::CheckpointMissing);
+    assert!(e.to_string().contains("nope"), "{e}");
+    // An empty checkpoint directory: the pack is missing.
+    let e = PackReader::open(tmp.path()).unwrap_err();
+    assert_eq!(e.exit_code(), ExitCode::CheckpointMissing);
+    assert!(e.to_string().contains(PACK_FILE_NAME), "{e}");
+    for foreign in [
+        &b"\x7fELF\x02\x01\x01\0 and much more"[..],
+        b"#!/bin/sh\necho hi\n",
+    ] {
+        std::fs::write(tmp.path().join(PACK_FILE_NAME), foreign).unwrap();
+        let e = PackReader::open(tmp.path()).unwrap_err();
+        assert_eq!(e.exit_code(), ExitCode::CheckpointUnsupported);
+    }
+    // A future version.
+    let mut future = header_bytes(&PACK_MAGIC).to_vec();
+    future[8] = 2;
+    future.extend_from_slice(&[0; 100]);
+    std::fs::write(tmp.path().join(PACK_FILE_NAME), &future).unwrap();
+    let e = PackReader::open(tmp.path()).unwrap_err();
+    assert_eq!(e.exit_code(), ExitCode::CheckpointUnsupported);
+    assert!(e.to_string().contains("version 2"), "{e}");
+}
+
+// ------------------------------------------------------- hostile content
+
+enum Raw<'a> {
+    Dir,
+    File(u64, u128),
+    Link(&'a [u8]),
+}
+
+fn raw_manifest(e: &mut Enc, entries: &[(&[u8], Raw)], with_mtime: bool) {
+    e.u32(entries.len() as u32);
+    for (path, node) in entries {
+        e.bytes16(path);
+        e.u8(match node {
+            Raw::Dir => 0,
+            Raw::File(..) => 1,
+            Raw::Link(_) => 2,
+        });
+        e.u32(0o644);
+        if with_mtime {
+            e.i64(1);
+            e.u32(0);
+        }
+        match node {
+            Raw::Dir => {}
+            Raw::File(size, hash) => {
+                e.u64(*size);
+                e.u128(*hash);
+            }
+            Raw::Link(target) => {
+                e.bytes16(target);
+                e.u128(xxh3_128(target));
+            }
+        }
+    }
+}
+
+struct RawBlob {
+    hash: u128,
+    stored: Vec<u8>,
+    raw_size: u64,
+    zstd: bool,
+    checksum: u128,
+}
+
+fn raw_blob(content: &[u8]) -> RawBlob {
+    RawBlob {
+        hash: xxh3_128(content),
+        stored: content.to_vec(),
+        raw_size: content.len() as u64,
+        zstd: false,
+        checksum: xxh3_128(content),
+    }
+}
+
+/// A pack with valid checksums around whatever section we craft.
+fn craft(
+    info_bytes: Option<&[u8]>,
+    after: &[(&[u8], Raw)],
+    blobs: &[RawBlob],
+    finish: impl FnOnce(&mut Enc),
+) -> Vec<u8> {
+    let mut e = Enc::default();
+    match info_bytes {
+        Some(b) => e.0.extend_from_slice(b),
+        None => codec::encode_info(&mut e, &info()),
+    }
+    raw_manifest(&mut e, &[], false);
+    raw_manifest(&mut e, after, true);
+    e.u32(blobs.len() as u32);
+    let mut offset = HEADER_LEN;
+    let mut area = Vec::new();
+    let mut blobs: Vec<&RawBlob> = blobs.iter().collect();
+    blobs.sort_by_key(|b| b.hash);
+    for b in blobs {
+        e.u128(b.hash);
+        e.u64(offset);
+        e.u64(b.stored.len() as u64);
+        e.u64(b.raw_size);
+        e.u128(b.checksum);
+        e.u8(b.zstd as u8);
+        e.0.extend_from_slice(&[0; 7]);
+        offset += b.stored.len() as u64;
+        area.extend_from_slice(&b.stored);
+    }
+    finish(&mut e);
+    assemble(&area, &e.0, 1, None)
+}
+
+fn assemble(area: &[u8], section_raw: &[u8], compression: u8, declared: Option<u64>) -> Vec<u8> {
+    let stored = if compression == 1 {
+        zstd::bulk::compress(section_raw, 3).unwrap()
+    } else {
+        section_raw.to_vec()
+    };
+    let header = header_bytes(&PACK_MAGIC);
+    let trailer = Trailer {
+        section_offset: HEADER_LEN + area.len() as u64,
+        section_stored: stored.len() as u64,
+        section_raw: declared.unwrap_or(section_raw.len() as u64),
+        compression,
+        section_checksum: xxh3_128(&stored),
+    };
+    [
+        &header[..],
+        area,
+        &stored,
+        &trailer_bytes(&header, &trailer),
+    ]
+    .concat()
+}
+
+fn open_bytes(bytes: &[u8]) -> Result<PackReader, FormatError> {
+    let tmp = tempfile::tempdir().unwrap();
+    let p = tmp.path().join(PACK_FILE_NAME);
+    std::fs::write(&p, bytes).unwrap();
+    open_and_verify(&p)
+}
+
+/// Each hostile case and the part of the message that shows it was refused
+/// for its own reason.
+const REASONS: &[(&str, &str)] = &[
+    ("parent escape", "`..` component"),
+    ("absolute", "absolute path"),
+    ("NUL", "NUL byte"),
+    ("inner ..", "`..` component"),
+    ("empty", "empty path"),
+    ("dot", "`.` component"),
+    ("duplicate", "listed twice"),
+    ("out of order", "out of order"),
+    ("file then child", "its parent a is not a directory"),
+    ("symlink then child", "its parent a is not a directory"),
+    ("no parent", "its parent x is not a directory"),
+    ("empty link", "empty symlink target"),
+    ("NUL in link", "NUL in it"),
+    ("huge file size", "beyond the limit"),
+    ("missing blob", "no blob with its content"),
+    ("blob size differs from the entry", "but its blob"),
+    ("unreferenced blob", "content of no new or changed file"),
+    ("trailing bytes", "unexpected bytes at the end"),
+    ("unknown kind", "unknown entry kind"),
+    ("huge entry count", "entries"),
+    ("huge blob count", "4294967295 blobs, the limit"),
+    ("huge output count", "4294967295 outputs, the limit"),
+    ("huge declared section", "section declares"),
+    ("section larger than declared", "beyond its declared"),
+    ("huge blob", "18446744073709551615 bytes, the limit"),
+    ("manifest bomb", "decompression bomb"),
+    ("overlapping blobs", "gap or overlap"),
+    ("out", "is not a store path"),
+    ("bad/name", "bad output name"),
+    ("relative root", "is not absolute"),
+    ("dependency with a subpath", "is not a store path"),
+];
+
+fn assert_unsafe(bytes: &[u8], what: &str) {
+    match open_bytes(bytes) {
+        Ok(_) => panic!("{what}: accepted"),
+        Err(e) => {
+            assert_eq!(e.exit_code(), ExitCode::CheckpointUnsafe, "{what}: {e}");
+            let expected = REASONS
+                .iter()
+                .find(|(w, _)| *w == what)
+                .unwrap_or_else(|| panic!("no expected reason for {what}"))
+                .1;
+            assert!(e.to_string().contains(expected), "{what}: {e}");
+        }
+    }
+}
+
+#[test]
+fn crafted_pack_is_accepted_when_sound() {
+    // The crafting helper itself produces acceptable packs, so each hostile
+    // case below fails for its own reason.
+    let c = b"content";
+    let pack = open_bytes(&craft(
+        None,
+        &[
+            (b"d", Raw::Dir),
+            (b"d/f", Raw::File(7, xxh3_128(c))),
+            (b"l", Raw::Link(b"d/f")),
+        ],
+        &[raw_blob(c)],
+        |_| {},
+    ))
+    .unwrap();
+    assert_eq!(pack.read_blob(xxh3_128(c)).unwrap(), c);
+}
+
+#[test]
+fn hostile_manifests_are_unsafe() {
+    let c = b"content";
+    let f = || Raw::File(7, xxh3_128(c));
+    let blob = || [raw_blob(c)];
+    for (what, path) in [
+        ("parent escape", &b"../x"[..]),
+        ("absolute", b"/etc/passwd"),
+        ("NUL", b"a\0b"),
+        ("inner ..", b"a/../../x"),
+        ("empty", b""),
+        ("dot", b"./x"),
+    ] {
+        assert_unsafe(&craft(None, &[(path, f())], &blob(), |_| {}), what);
+    }
+    assert_unsafe(
+        &craft(None, &[(b"a", f()), (b"a", f())], &blob(), |_| {}),
+        "duplicate",
+    );
+    assert_unsafe(
+        &craft(None, &[(b"b", f()), (b"a", f())], &blob(), |_| {}),
+        "out of order",
+    );
+    assert_unsafe(
+        &craft(None, &[(b"a", f()), (b"a/b", f())], &blob(), |_| {}),
+        "file then child",
+    );
+    assert_unsafe(
+        &craft(
+            None,
+            &[(b"a", Raw::Link(b"x")), (b"a/b", f())],
+            &blob(),
+            |_| {},
+        ),
+        "symlink then child",
+    );
+    assert_unsafe(&craft(None, &[(b"x/b", f())], &blob(), |_| {}), "no parent");
+    assert_unsafe(
+        &craft(None, &[(b"l", Raw::Link(b""))], &[], |_| {}),
+        "empty link",
+    );
+    assert_unsafe(
+        &craft(None, &[(b"l", Raw::Link(b"a\0b"))], &[], |_| {}),
+        "NUL in link",
+    );
+    assert_unsafe(
+        &craft(None, &[(b"big", Raw::File(u64::MAX, 5))], &[], |_| {}),
+        "huge file size",
+    );
+    assert_unsafe(&craft(None, &[(b"a", f())], &[], |_| {}), "missing blob");
+    assert_unsafe(
+        &craft(None, &[(b"a", Raw::File(8, xxh3_128(c)))], &blob(), |_| {}),
+        "blob size differs from the entry",
+    );
+    assert_unsafe(
+        &craft(
+            None,
+            &[(b"a", f())],
+            &[raw_blob(c), raw_blob(b"unreferenced")],
+            |_| {},
+        ),
+        "unreferenced blob",
+    );
+    assert_unsafe(
+        &craft(None, &[(b"a", f())], &blob(), |e| e.u8(0)),
+        "trailing bytes",
+    );
+    // Unknown entry kind.
+    let mut e = Enc::default();
+    codec::encode_info(&mut e, &info());
+    e.u32(0);
+    e.u32(1);
+    e.bytes16(b"a");
+    e.u8(9);
+    e.u32(0o644);
+    e.i64(0);
+    e.u32(0);
+    e.u32(0);
+    assert_unsafe(&assemble(&[], &e.0, 1, None), "unknown kind");
+}
+
+#[test]
+fn hostile_counts_and_sizes_are_unsafe() {
+    // Huge declared entry count, with and without bytes to back it.
+    for count in [u32::MAX, 1_000_000] {
+        let mut e = Enc::default();
+        codec::encode_info(&mut e, &info());
+        e.u32(count);
+        e.0.extend_from_slice(&[0; 64]);
+        assert_unsafe(&assemble(&[], &e.0, 1, None), "huge entry count");
+    }
+    // Huge blob count.
+    let mut e = Enc::default();
+    codec::encode_info(&mut e, &info());
+    e.u32(0);
+    e.u32(0);
+    e.u32(u32::MAX);
+    assert_unsafe(&assemble(&[], &e.0, 1, None), "huge blob count");
+    // Huge output / dependency counts.
+    let mut e = Enc::default();
+    e.bytes16(b"/build");
+    e.bytes16(b"/nix/store");
+    e.u32(u32::MAX);
+    assert_unsafe(&assemble(&[], &e.0, 1, None), "huge output count");
+    // A declared manifest size beyond the limit.
+    let mut e = Enc::default();
+    codec::encode_info(&mut e, &info());
+    e.u32(0);
+    e.u32(0);
+    e.u32(0);
+    assert_unsafe(
+        &assemble(&[], &e.0, 1, Some(MAX_SECTION_RAW + 1)),
+        "huge declared section",
+    );
+    // A declared size smaller than the real one.
+    assert_unsafe(
+        &assemble(&[], &e.0, 1, Some(e.0.len() as u64 - 1)),
+        "section larger than declared",
+    );
+    // A huge blob raw size.
+    let c = b"content";
+    let mut b = raw_blob(c);
+    b.zstd = true;
+    b.stored = zstd::bulk::compress(c, 3).unwrap();
+    b.raw_size = u64::MAX;
+    assert_unsafe(
+        &craft(None, &[(b"a", Raw::File(7, xxh3_128(c)))], &[b], |_| {}),
+        "huge blob",
+    );
+}
+
+#[test]
+fn zstd_bombs_are_unsafe() {
+    let zeros = vec![0u8; 20 << 20];
+    let bomb = zstd::bulk::compress(&zeros, 1).unwrap();
+    assert!(bomb.len() < 10_000);
+    // Manifest section: declared small, decompresses to 20 MiB.
+    let header = header_bytes(&PACK_MAGIC);
+    let trailer = Trailer {
+        section_offset: HEADER_LEN,
+        section_stored: bomb.len() as u64,
+        section_raw: 1000,
+        compression: 1,
+        section_checksum: xxh3_128(&bomb),
+    };
+    let pack = [&header[..], &bomb, &trailer_bytes(&header, &trailer)].concat();
+    assert_unsafe(&pack, "manifest bomb");
+
+    // A blob that decompresses beyond its declared (and entry) size.
+    let c = b"0123456789";
+    let b = RawBlob {
+        hash: xxh3_128(c),
+        stored: bomb.clone(),
+        raw_size: 10,
+        zstd: true,
+        checksum: xxh3_128(c),
+    };
+    let bytes = craft(None, &[(b"a", Raw::File(10, xxh3_128(c)))], &[b], |_| {});
+    let tmp = tempfile::tempdir().unwrap();
+    let p = tmp.path().join(PACK_FILE_NAME);
+    std::fs::write(&p, &bytes).unwrap();
+    let pack = PackReader::open(&p).unwrap();
+    let e = pack.read_blob(xxh3_128(c)).unwrap_err();
+    assert_eq!(e.exit_code(), ExitCode::CheckpointUnsafe, "{e}");
+    assert_eq!(
+        pack.verify().unwrap_err().exit_code(),
+        ExitCode::CheckpointUnsafe
+    );
+}
+
+#[test]
+fn hostile_layouts_are_unsafe() {
+    let c = b"content";
+    let f = || Raw::File(7, xxh3_128(c));
+    // Overlapping blobs: two entries pointing at the same bytes.
+    let c2 = b"contenu";
+    let mut e = Enc::default();
+    codec::encode_info(&mut e, &info());
+    raw_manifest(&mut e, &[], false);
+    raw_manifest(
+        &mut e,
+        &[(b"a", f()), (b"b", Raw::File(7, xxh3_128(c2)))],
+        true,
+    );
+    let mut hashes = [(xxh3_128(c), c), (xxh3_128(c2), c2)];
+    hashes.sort();
+    e.u32(2);
+    for (h, content) in hashes {
+        e.u128(h);
+        e.u64(HEADER_LEN);
+        e.u64(7);
+        e.u64(7);
+        e.u128(xxh3_128(content));
+        e.u8(0);
+        e.0.extend_from_slice(&[0; 7]);
+    }
+    assert_unsafe(
+        &assemble(&hashes[0].1[..], &e.0, 1, None),
+        "overlapping blobs",
+    );
+    // Bad output and dependency paths.
+    for (name, path) in [
+        ("out", &b"/etc/passwd"[..]),
+        ("out", b"/nix/store/short-x"),
+        ("bad/name", b"/nix/store/0c9vyk4cpzfmrfbdlq1ry1gxyrk2ynvr-x"),
+    ] {
+        let mut e = Enc::default();
+        e.bytes16(b"/build");
+        e.bytes16(b"/nix/store");
+        e.u32(1);
+        e.bytes16(name.as_bytes());
+        e.bytes16(path);
+        e.u32(0);
+        assert_unsafe(&craft(Some(&e.0), &[], &[], |_| {}), name);
+    }
+    let mut e = Enc::default();
+    e.bytes16(b"relative/root");
+    e.bytes16(b"/nix/store");
+    e.u32(0);
+    e.u32(0);
+    assert_unsafe(&craft(Some(&e.0), &[], &[], |_| {}), "relative root");
+    let mut e = Enc::default();
+    e.bytes16(b"/build");
+    e.bytes16(b"/nix/store");
+    e.u32(0);
+    e.u32(1);
+    e.bytes16(format!("/nix/store/{H1}-gcc/bin/gcc").as_bytes());
+    assert_unsafe(
+        &craft(Some(&e.0), &[], &[], |_| {}),
+        "dependency with a subpath",
+    );
+}
+
+// ------------------------------------------------------- atomic writes
+
+fn leftovers(dir: &Path) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .map(|r| {
+            r.map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[test]
+fn failed_writes_leave_nothing() {
+    // A directory where the temporary file goes.
+    let fx = small_fixture();
+    let out = fx.root.parent().unwrap().join("out");
+    std::fs::create_dir_all(out.join(format!(".{PACK_FILE_NAME}.tmp"))).unwrap();
+    let e = write_checkpoint(
+        &out,
+        &info(),
+        &fx.before,
+        &fx.after,
+        fx.blobs.clone(),
+        &opts(3, 1 << 20),
+    )
+    .unwrap_err();
+    assert_eq!(e.exit_code(), ExitCode::WriteFailed, "{e}");
+    assert!(e.to_string().contains(".checkpoint.nckp.tmp"), "{e}");
+    assert_eq!(leftovers(&out), vec![format!(".{PACK_FILE_NAME}.tmp")]);
+
+    // A source file vanishing while the pack is written: temp removed.
+    let out = fx.root.parent().unwrap().join("out2");
+    std::fs::remove_file(fx.root.join("b")).unwrap();
+    let e = write_checkpoint(
+        &out,
+        &info(),
+        &fx.before,
+        &fx.after,
+        fx.blobs.clone(),
+        &opts(3, 1 << 20),
+    )
+    .unwrap_err();
+    assert_eq!(e.exit_code(), ExitCode::TreeUnreadable, "{e}");
+    assert!(leftovers(&out).is_empty(), "{:?}", leftovers(&out));
+
+    // A source file that changed size since the scan.
+    std::fs::write(fx.root.join("b"), b"longer than before").unwrap();
+    for budget in [1 << 20, 1] {
+        let e = write_checkpoint(
+            &out,
+            &info(),
+            &fx.before,
+            &fx.after,
+            fx.blobs.clone(),
+            &opts(3, budget),
+        )
+        .unwrap_err();
+        assert_eq!(e.exit_code(), ExitCode::TreeUnreadable, "{e}");
+        assert!(leftovers(&out).is_empty());
+    }
+
+    // A failed write keeps the previous pack intact.
+    let fx = small_fixture();
+    let out = fx.root.parent().unwrap().join("out3");
+    write(&fx, &out, &opts(3, 1 << 20));
+    let old = std::fs::read(out.join(PACK_FILE_NAME)).unwrap();
+    std::fs::remove_file(fx.root.join("d/a")).unwrap();
+    assert!(write_checkpoint(
+        &out,
+        &info(),
+        &fx.before,
+        &fx.after,
+        fx.blobs.clone(),
+        &opts(0, 1)
+    )
+    .is_err());
+    assert_eq!(std::fs::read(out.join(PACK_FILE_NAME)).unwrap(), old);
+    assert_eq!(leftovers(&out), vec![PACK_FILE_NAME.to_string()]);
+}
+
+#[test]
+fn unwritable_output_dir_is_write_failed() {
+    if nix::unistd::geteuid().is_root() {
+        return; // root ignores permissions
+    }
+    let fx = small_fixture();
+    let out = fx.root.parent().unwrap().join("ro");
+    std::fs::create_dir(&out).unwrap();
+    std::fs::set_permissions(&out, std::fs::Permissions::from_mode(0o555)).unwrap();
+    let e = write_checkpoint(
+        &out,
+        &info(),
+        &fx.before,
+        &fx.after,
+        fx.blobs.clone(),
+        &opts(3, 1 << 20),
+    )
+    .unwrap_err();
+    std::fs::set_permissions(&out, std::fs::Permissions::from_mode(0o755)).unwrap();
+    assert_eq!(e.exit_code(), ExitCode::WriteFailed);
+    assert!(e.to_string().contains("permission"), "{e}");
+    assert!(leftovers(&out).is_empty());
+}
+
+#[test]
+fn inconsistent_inputs_are_refused_before_writing() {
+    let fx = small_fixture();
+    let out = fx.root.parent().unwrap().join("out");
+    // A changed file without its blob.
+    let e = write_checkpoint(
+        &out,
+        &info(),
+        &fx.before,
+        &fx.after,
+        fx.blobs[..1].to_vec(),
+        &opts(3, 1 << 20),
+    )
+    .unwrap_err();
+    assert_eq!(e.exit_code(), ExitCode::Internal, "{e}");
+    // A build info the reader would refuse.
+    let e = write_checkpoint(
+        &out,
+        &BuildInfo::default(),
+        &fx.before,
+        &fx.after,
+        fx.blobs.clone(),
+        &opts(3, 1 << 20),
+    )
+    .unwrap_err();
+    assert_eq!(e.exit_code(), ExitCode::Internal, "{e}");
+    assert!(leftovers(&out).is_empty());
+    // Extra and duplicate blobs are ignored.
+    let mut blobs = fx.blobs.clone();
+    blobs.extend(fx.blobs.clone());
+    blobs.push(BlobFile {
+        hash: 42,
+        path: "/nonexistent".into(),
+        size: 3,
+    });
+    write_checkpoint(
+        &out,
+        &info(),
+        &fx.before,
+        &fx.after,
+        blobs,
+        &opts(3, 1 << 20),
+    )
+    .unwrap();
+    assert_eq!(open_and_verify(&out).unwrap().blobs().len(), 2);
+}
+
+// ------------------------------------------------------- state
+
+fn state() -> State {
+    State {
+        info: info(),
+        before: Manifest::new(vec![
+            dir(b"src", 1),
+            file(b"src/\xffname.c", b"x", 0o644, -3),
+            link(b"src/l", b"\xff", 2),
+        ])
+        .unwrap(),
+    }
+}
+
+#[test]
+fn state_round_trip_and_corruption() {
+    let tmp = tempfile::tempdir().unwrap();
+    let p = tmp.path().join("state");
+    write_state(&p, &state()).unwrap();
+    assert_eq!(read_state(&p).unwrap(), state());
+    assert_eq!(leftovers(tmp.path()), vec!["state".to_string()]);
+    // Overwrite.
+    let mut s2 = state();
+    s2.before = Manifest::default();
+    write_state(&p, &s2).unwrap();
+    assert_eq!(read_state(&p).unwrap(), s2);
+    write_state(&p, &state()).unwrap();
+
+    let good = std::fs::read(&p).unwrap();
+    let bad = tmp.path().join("bad");
+    for i in 0..good.len() {
+        let mut b = good.clone();
+        b[i] ^= 0x01;
+        std::fs::write(&bad, &b).unwrap();
+        let e = read_state(&bad).unwrap_err();
+        assert_eq!(e.exit_code(), ExitCode::StateInvalid, "byte {i}: {e}");
+    }
+    for len in 0..good.len() {
+        std::fs::write(&bad, &good[..len]).unwrap();
+        assert_eq!(
+            read_state(&bad).unwrap_err().exit_code(),
+            ExitCode::StateInvalid
+        );
+    }
+    let e = read_state(&tmp.path().join("missing")).unwrap_err();
+    assert_eq!(e.exit_code(), ExitCode::StateInvalid);
+    assert!(e.to_string().contains("snapshot"), "{e}");
+    // A state is not a pack and vice versa.
+    assert_eq!(
+        PackReader::open(&p).unwrap_err().exit_code(),
+        ExitCode::CheckpointUnsupported
+    );
+    let fx = small_fixture();
+    let out = fx.root.parent().unwrap().join("out");
+    write(&fx, &out, &opts(3, 1 << 20));
+    assert_eq!(
+        read_state(&out.join(PACK_FILE_NAME))
+            .unwrap_err()
+            .exit_code(),
+        ExitCode::StateInvalid
+    );
+    // A failed state write leaves nothing (and no temp).
+    let e = write_state(&tmp.path().join("no/such/dir/state"), &state()).unwrap_err();
+    assert_eq!(e.exit_code(), ExitCode::WriteFailed);
+}
+
+// ------------------------------------------------------- property
+
+mod random {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Random trees: paths of up to 3 components over a tiny alphabet (with
+    /// non-UTF-8 bytes), every ancestor a directory, random leaf kinds.
+    /// (path, kind 0 dir / 1 file / 2 symlink, content, mode, also in P)
+    type Leaf = (Vec<u8>, u8, Vec<u8>, u32, bool);
+
+    fn tree() -> impl Strategy<Value = Vec<Leaf>> {
+        let name = prop::sample::select(vec![&b"a"[..], b"b", b"\xff", b"c.o", b"\x80x"]);
+        let path = prop::collection::vec(name, 1..=3).prop_map(|c| c.join(&b'/'));
+        prop::collection::vec(
+            (
+                path,
+                0u8..3,
+                prop::collection::vec(any::<u8>(), 0..64),
+                prop::sample::select(vec![0o644u32, 0o755, 0o600]),
+                any::<bool>(),
+            ),
+            0..24,
+        )
+    }
+
+    fn manifest(leaves: &[Leaf], secs: i64) -> Manifest {
+        let mut by_path: BTreeMap<Vec<u8>, Entry> = BTreeMap::new();
+        let mut dirs = std::collections::BTreeSet::new();
+        for (p, ..) in leaves {
+            for (i, _) in p.iter().enumerate().filter(|(_, &b)| b == b'/') {
+                dirs.insert(p[..i].to_vec());
+            }
+        }
+        for (p, kind, content, mode, _) in leaves {
+            let e = if dirs.contains(p) || *kind == 0 {
+                dir(p, secs)
+            } else if *kind == 1 {
+                file(p, content, *mode, secs)
+            } else {
+                let mut target = content.clone();
+                target.retain(|&b| b != 0);
+                target.push(b'x');
+                link(p, &target, secs)
+            };
+            by_path.insert(p.clone(), e);
+        }
+        for d in dirs {
+            by_path.insert(d.clone(), dir(&d, secs));
+        }
+        Manifest::new(by_path.into_values().collect()).unwrap()
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(48))]
+        #[test]
+        fn random_checkpoints_round_trip(leaves in tree(), level in prop::sample::select(vec![0, 1, 3])) {
+            let after = manifest(&leaves, 1_700_000_000);
+            // P: the leaves flagged `true`, content altered for some.
+            let kept: Vec<_> = leaves
+                .iter()
+                .filter(|l| l.4)
+                .map(|(p, k, c, m, _)| {
+                    let mut c = c.clone();
+                    if c.len() % 3 == 0 { c.push(7); }
+                    (p.clone(), *k, c, *m, true)
+                })
+                .collect();
+            let before = manifest(&kept, 5);
+            let tmp = tempfile::tempdir().unwrap();
+            let mut blobs = Vec::new();
+            let mut contents = BTreeMap::new();
+            for (_, _, c, _, _) in &leaves {
+                let h = xxh3_128(c);
+                let p = tmp.path().join(format!("{h:032x}"));
+                std::fs::write(&p, c).unwrap();
+                contents.insert(h, c.clone());
+                blobs.push(BlobFile { hash: h, path: p, size: c.len() as u64 });
+            }
+            let out = tmp.path().join("out");
+            write_checkpoint(&out, &info(), &before, &after, blobs, &opts(level, 256)).unwrap();
+            let pack = open_and_verify(&out).unwrap();
+            prop_assert_eq!(&pack.checkpoint().after, &after);
+            prop_assert_eq!(&pack.checkpoint().before, &without_mtimes(&before));
+            let needed: std::collections::BTreeSet<u128> = files_to_store(&before, &after)
+                .map(|e| match e.node { Node::File { hash, .. } => hash, _ => unreachable!() })
+                .collect();
+            prop_assert_eq!(pack.blobs().len(), needed.len());
+            for h in needed {
+                prop_assert_eq!(&pack.read_blob(h).unwrap(), &contents[&h]);
+            }
+        }
+    }
+}
+
+#[test]
+fn reader_is_sync_and_a_stale_temp_file_is_replaced() {
+    fn assert_sync<T: Sync + Send>() {}
+    assert_sync::<PackReader>();
+
+    let fx = small_fixture();
+    let out = fx.root.parent().unwrap().join("out");
+    std::fs::create_dir_all(&out).unwrap();
+    std::fs::write(
+        out.join(format!(".{PACK_FILE_NAME}.tmp")),
+        b"left by a killed save",
+    )
+    .unwrap();
+    write(&fx, &out, &opts(3, 1 << 20));
+    assert_eq!(leftovers(&out), vec![PACK_FILE_NAME.to_string()]);
+    open_and_verify(&out).unwrap();
+}
+
+#[test]
+fn a_file_in_place_of_a_directory_is_missing() {
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::write(tmp.path().join("f"), b"x").unwrap();
+    let e = PackReader::open(&tmp.path().join("f/checkpoint.nckp")).unwrap_err();
+    assert_eq!(e.exit_code(), ExitCode::CheckpointMissing, "{e}");
+}

@@ -1,0 +1,89 @@
+//! Raw command-line flags (clap). Validation and the environment are
+//! `config`'s business.
+
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "nix-checkpoint",
+    version,
+    about = "Incremental builds for Nix: carry a build's products, with their mtimes, into the next build",
+    after_help = "Exit codes are listed in the README (0 = success, 3 = restore fell back to a full build)."
+)]
+pub struct Cli {
+    /// Print the closing summary (or, for inspect, the checkpoint) as JSON on stdout.
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// Threads for hashing, compression and writing [default: all cores].
+    #[arg(long, short = 'j', global = true, value_name = "N")]
+    pub jobs: Option<usize>,
+    /// Print only errors and warnings.
+    #[arg(long, short = 'q', global = true)]
+    pub quiet: bool,
+    #[command(subcommand)]
+    pub command: CliCommand,
+}
+
+#[derive(Debug, Args)]
+pub struct RootArg {
+    /// The build directory [default: $NIX_BUILD_TOP].
+    #[arg(long, value_name = "DIR")]
+    pub root: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CliCommand {
+    /// Record the tree just before the build step (after unpack, patch, configure).
+    Snapshot {
+        #[command(flatten)]
+        root: RootArg,
+        /// Where to write the snapshot state (may be inside the root; it is left out of every scan).
+        #[arg(long, value_name = "FILE")]
+        state: PathBuf,
+    },
+    /// After install: write a checkpoint of everything the build created or changed.
+    Save {
+        #[command(flatten)]
+        root: RootArg,
+        /// The state that `snapshot` wrote.
+        #[arg(long, value_name = "FILE")]
+        state: PathBuf,
+        /// Directory to write the checkpoint into (created if missing).
+        #[arg(long, value_name = "DIR")]
+        output: PathBuf,
+        /// zstd level, 1-19; 0 stores blobs uncompressed.
+        #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(i32).range(0..=19))]
+        level: i32,
+    },
+    /// Before the build step of a later build: bring back the products of the checkpoint.
+    Restore {
+        #[command(flatten)]
+        root: RootArg,
+        /// A checkpoint directory (or its pack file).
+        #[arg(value_name = "CHECKPOINT")]
+        checkpoint: PathBuf,
+        /// Print the plan (written, deleted, re-timed, kept fresh) and change nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Restore even though the dependencies changed.
+        #[arg(long)]
+        force: bool,
+        /// Treat a missing, corrupt or unsupported checkpoint as a fallback (exit 3, tree untouched) instead of an error.
+        #[arg(long)]
+        fallback_on_error: bool,
+    },
+    /// Show what a checkpoint holds.
+    Inspect {
+        #[arg(value_name = "CHECKPOINT")]
+        checkpoint: PathBuf,
+        /// List every entry of the manifests, not only the totals.
+        #[arg(long)]
+        list: bool,
+    },
+    /// Check every checksum of a checkpoint.
+    Verify {
+        #[arg(value_name = "CHECKPOINT")]
+        checkpoint: PathBuf,
+    },
+}

@@ -1,0 +1,118 @@
+use super::{human_bytes, seconds, Report};
+use crate::build_info::DependencyChange;
+use crate::checkpoint::pack::PackReader;
+use crate::config::TreeConfig;
+use crate::error::Error;
+use crate::exit_code::ExitCode;
+use crate::merge;
+use crate::store_path::rewrite::Rewriter;
+use crate::tree::{scan, Timestamp};
+use std::path::Path;
+use std::time::Instant;
+
+pub struct Options {
+    pub dry_run: bool,
+    pub force: bool,
+    pub fallback_on_error: bool,
+}
+
+/// Restores nothing, on purpose: the build runs in full. Decided before the
+/// first write, so the tree is exactly as it was.
+fn fall_back(reason: String, started: Instant, warnings: Vec<String>) -> Report {
+    let secs = seconds(started);
+    Report {
+        exit: ExitCode::FellBack,
+        summary: format!(
+            "restore: NOTHING RESTORED, the build runs in full: {reason} ({secs:.2} s)"
+        ),
+        json: serde_json::json!({ "command": "restore", "exit_code": ExitCode::FellBack.code(), "fell_back": true, "reason": reason, "seconds": secs }),
+        body: None,
+        warnings,
+    }
+}
+
+pub fn run(
+    tree: &TreeConfig,
+    checkpoint: &Path,
+    options: Options,
+    started: Instant,
+) -> Result<Report, Error> {
+    crate::apply::check_no_interrupted_restore(&tree.root)?;
+    let reader = match PackReader::open(checkpoint) {
+        Ok(reader) => reader,
+        Err(e) if options.fallback_on_error => {
+            return Ok(fall_back(
+                format!("the checkpoint is unusable ({e})"),
+                started,
+                Vec::new(),
+            ))
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let old = &reader.checkpoint().info;
+    let mut warnings = Vec::new();
+    if let Some(change) = DependencyChange::between(old, &tree.info) {
+        if !options.force {
+            return Ok(fall_back(
+                format!("the dependencies changed: {change} (pass --force to restore anyway)"),
+                started,
+                warnings,
+            ));
+        }
+        warnings.push(format!(
+            "restoring although the dependencies changed (--force): {change}"
+        ));
+    }
+    let rewriter = match Rewriter::relocating(old, &tree.info) {
+        Ok(rewriter) => rewriter,
+        Err(e) => return Ok(fall_back(e.to_string(), started, warnings)),
+    };
+
+    let now_scan = scan::scan(
+        &tree.root,
+        &tree.exclusions,
+        &Rewriter::masking(&tree.info),
+        true,
+    )?;
+    warnings.extend(now_scan.warnings);
+    let checkpoint_data = reader.checkpoint();
+    let plan = merge::plan(
+        &checkpoint_data.before,
+        &checkpoint_data.after,
+        &now_scan.manifest,
+        Timestamp::now(),
+    );
+    let counts = plan.counts();
+
+    if options.dry_run {
+        let secs = seconds(started);
+        return Ok(Report {
+            exit: ExitCode::Success,
+            summary: format!(
+                "restore --dry-run: would create {}, re-time {}, remove {}, keep fresh {}, skip {}; nothing changed ({secs:.2} s)",
+                counts.created, counts.retimed, counts.removed, counts.freshened, counts.skipped
+            ),
+            json: serde_json::json!({ "command": "restore", "dry_run": true, "exit_code": 0, "plan": counts, "seconds": secs }),
+            body: Some(plan.to_string()),
+            warnings,
+        });
+    }
+
+    let applied = crate::apply::apply(&tree.root, &plan, &reader, &rewriter)?;
+    let secs = seconds(started);
+    Ok(Report {
+        exit: ExitCode::Success,
+        summary: format!(
+            "restore: {} created ({} written), {} re-timed, {} removed, {} kept fresh, {} skipped in {secs:.2} s",
+            counts.created,
+            human_bytes(applied.bytes_written),
+            counts.retimed,
+            counts.removed,
+            counts.freshened,
+            counts.skipped
+        ),
+        json: serde_json::json!({ "command": "restore", "dry_run": false, "exit_code": 0, "plan": counts, "applied": applied, "seconds": secs }),
+        body: None,
+        warnings,
+    })
+}

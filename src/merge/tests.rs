@@ -1,0 +1,1433 @@
+//! Tests of the merge planner: the table row by row, every combination of
+//! single-path states against a plain oracle, the tree rules (directories,
+//! type changes, blocked ancestors, symlink targets), and a property test
+//! that applies plans to an in-memory tree.
+
+use super::*;
+use crate::tree::{ContentHash, Node};
+use std::collections::{BTreeMap, BTreeSet};
+
+// ---------------------------------------------------------------- helpers
+
+fn rp(s: &str) -> RelPath {
+    RelPath::new(s.as_bytes()).unwrap()
+}
+
+fn t(secs: i64) -> Timestamp {
+    Timestamp::new(secs, 0)
+}
+
+fn file(path: &str, hash: ContentHash, mode: u32, mtime: i64) -> Entry {
+    Entry {
+        path: rp(path),
+        node: Node::File {
+            size: hash as u64,
+            hash,
+        },
+        mode,
+        mtime: t(mtime),
+    }
+}
+
+fn link_hash(target: &[u8]) -> ContentHash {
+    // FNV-1a: any deterministic function of the target will do.
+    let mut h: u128 = 0x6c62272e07bb014262b821756295c58d;
+    for &b in target {
+        h ^= b as u128;
+        h = h.wrapping_mul(0x0000000001000000000000000000013B);
+    }
+    h
+}
+
+fn link(path: &str, target: &str, mtime: i64) -> Entry {
+    Entry {
+        path: rp(path),
+        node: Node::Symlink {
+            target: target.as_bytes().into(),
+            hash: link_hash(target.as_bytes()),
+        },
+        mode: 0o777,
+        mtime: t(mtime),
+    }
+}
+
+fn dir(path: &str, mode: u32, mtime: i64) -> Entry {
+    Entry {
+        path: rp(path),
+        node: Node::Dir,
+        mode,
+        mtime: t(mtime),
+    }
+}
+
+fn m(entries: Vec<Entry>) -> Manifest {
+    Manifest::new(entries).unwrap()
+}
+
+fn with_mtime(e: &Entry, mtime: Timestamp) -> Entry {
+    Entry { mtime, ..e.clone() }
+}
+
+fn retime(e: &Entry) -> Action {
+    Action::Retime {
+        path: e.path.clone(),
+        kind: e.node.kind(),
+        mode: e.mode,
+        mtime: e.mtime,
+    }
+}
+
+fn create(e: &Entry, replaces: Option<Kind>) -> Action {
+    Action::Create {
+        entry: e.clone(),
+        replaces,
+    }
+}
+
+fn remove(path: &str, kind: Kind) -> Action {
+    Action::Remove {
+        path: rp(path),
+        kind,
+    }
+}
+
+fn fresh(path: &str, kind: Kind, reason: FreshReason) -> Action {
+    Action::Freshen {
+        path: rp(path),
+        kind,
+        reason,
+    }
+}
+
+fn skip(path: &str, reason: SkipReason) -> Action {
+    Action::Skip {
+        path: rp(path),
+        reason,
+    }
+}
+
+fn not_dir(a: &str) -> SkipReason {
+    SkipReason::AncestorNotDirectory(rp(a))
+}
+
+fn removed(a: &str) -> SkipReason {
+    SkipReason::AncestorRemoved(rp(a))
+}
+
+fn action_at<'p>(plan: &'p Plan, path: &str) -> Option<&'p Action> {
+    plan.actions.iter().find(|a| a.path() == &rp(path))
+}
+
+/// Plans and checks the invariants every plan must satisfy.
+fn plan_checked(p: &Manifest, b: &Manifest, c: &Manifest, now: Timestamp) -> Plan {
+    let plan = plan(p, b, c, now);
+    check_invariants(p, b, c, now, &plan);
+    plan
+}
+
+fn check_invariants(p: &Manifest, b: &Manifest, c: &Manifest, now: Timestamp, plan: &Plan) {
+    for pair in plan.actions.windows(2) {
+        assert!(
+            pair[0].path() < pair[1].path(),
+            "not sorted/unique: {pair:?}"
+        );
+    }
+    let mut restored = Vec::new();
+    for action in &plan.actions {
+        let path = action.path();
+        let (pe, be, ce) = (p.get(path), b.get(path), c.get(path));
+        match action {
+            Action::Create { entry, replaces } => {
+                let b = be.expect("create without B");
+                assert_eq!(entry.path, b.path);
+                assert_eq!(entry.node, b.node);
+                assert_eq!(entry.mode, b.mode);
+                assert_eq!(*replaces, ce.map(|c| c.node.kind()));
+                if entry.mtime != plan.fresh_mtime {
+                    assert_eq!(entry.mtime, b.mtime);
+                    restored.push(entry.mtime);
+                }
+            }
+            Action::Retime {
+                kind, mode, mtime, ..
+            } => {
+                let (b, c) = (be.unwrap(), ce.unwrap());
+                assert_eq!(*kind, c.node.kind());
+                assert_eq!(*kind, b.node.kind());
+                assert_eq!((*mode, *mtime), (b.mode, b.mtime));
+                restored.push(*mtime);
+            }
+            Action::Remove { kind, .. } => {
+                assert_eq!(*kind, ce.unwrap().node.kind());
+                assert!(be.is_none() || *kind == Kind::Dir || pe.is_some());
+            }
+            Action::Freshen { kind, .. } => assert_eq!(*kind, ce.unwrap().node.kind()),
+            Action::Skip { reason, .. } => assert!(
+                be.is_some() || *reason == SkipReason::DirectoryNotEmpty,
+                "skip without B"
+            ),
+        }
+    }
+    assert!(plan.fresh_mtime >= now);
+    for r in restored {
+        assert!(
+            plan.fresh_mtime > r,
+            "fresh {:?} <= restored {r:?}",
+            plan.fresh_mtime
+        );
+    }
+    // The printout has one line per action and a summary.
+    assert_eq!(plan.to_string().lines().count(), plan.actions.len() + 1);
+}
+
+// ------------------------------------------------------ table, row by row
+
+#[test]
+fn row_unchanged_everywhere_is_retimed() {
+    let p = m(vec![file("f", 1, 0o644, 10)]);
+    let b = m(vec![file("f", 1, 0o644, 20)]);
+    let c = m(vec![file("f", 1, 0o644, 30)]);
+    let plan = plan_checked(&p, &b, &c, t(5));
+    assert_eq!(plan.actions, vec![retime(&b.entries()[0])]);
+    assert_eq!(plan.fresh_mtime, t(21));
+}
+
+#[test]
+fn row_rewritten_by_build_is_created() {
+    let p = m(vec![file("f", 1, 0o644, 10)]);
+    let b = m(vec![file("f", 2, 0o644, 20)]);
+    let c = m(vec![file("f", 1, 0o644, 30)]);
+    let plan = plan_checked(&p, &b, &c, t(5));
+    assert_eq!(
+        plan.actions,
+        vec![create(&b.entries()[0], Some(Kind::File))]
+    );
+}
+
+#[test]
+fn row_deleted_by_build_is_removed() {
+    let p = m(vec![file("f", 1, 0o644, 10)]);
+    let b = m(vec![]);
+    let c = m(vec![file("f", 1, 0o644, 30)]);
+    let plan = plan_checked(&p, &b, &c, t(5));
+    assert_eq!(plan.actions, vec![remove("f", Kind::File)]);
+    assert_eq!(plan.fresh_mtime, t(5));
+}
+
+#[test]
+fn row_product_is_created() {
+    let p = m(vec![]);
+    let b = m(vec![file("f.o", 7, 0o644, 20)]);
+    let c = m(vec![]);
+    let plan = plan_checked(&p, &b, &c, t(5));
+    assert_eq!(plan.actions, vec![create(&b.entries()[0], None)]);
+}
+
+#[test]
+fn row_user_change_wins() {
+    // Changed content (build rewrote it too), changed mode, new path.
+    let p = m(vec![file("a", 1, 0o644, 10), file("m", 1, 0o644, 10)]);
+    let b = m(vec![
+        file("a", 2, 0o644, 20),
+        file("m", 1, 0o644, 20),
+        file("n", 5, 0o644, 20),
+    ]);
+    let c = m(vec![
+        file("a", 3, 0o644, 30),
+        file("m", 1, 0o755, 30),
+        file("n", 5, 0o644, 30),
+    ]);
+    let plan = plan_checked(&p, &b, &c, t(5));
+    assert_eq!(
+        plan.actions,
+        vec![
+            fresh("a", Kind::File, FreshReason::Changed),
+            fresh("m", Kind::File, FreshReason::Changed),
+            // New even though B has the same content: the table says so.
+            fresh("n", Kind::File, FreshReason::New),
+        ]
+    );
+    assert_eq!(plan.fresh_mtime, t(5));
+}
+
+#[test]
+fn row_deleted_by_user_stays_deleted() {
+    let p = m(vec![file("a", 1, 0o644, 10), file("b", 1, 0o644, 10)]);
+    let b = m(vec![file("a", 1, 0o644, 20), file("b", 2, 0o644, 20)]);
+    let c = m(vec![]);
+    let plan = plan_checked(&p, &b, &c, t(5));
+    assert_eq!(plan.actions, vec![]);
+}
+
+#[test]
+fn row_absent_everywhere_is_nothing() {
+    let e = m(vec![]);
+    let plan = plan_checked(&e, &e, &e, t(5));
+    assert_eq!(
+        plan,
+        Plan {
+            actions: vec![],
+            fresh_mtime: t(5)
+        }
+    );
+}
+
+// ------------------------------------------- every single-path combination
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum V {
+    Absent,
+    FileA,
+    FileA2,
+    FileAx,
+    Link1,
+    Link2,
+    Dir,
+    DirX,
+}
+
+const ALL: [V; 8] = [
+    V::Absent,
+    V::FileA,
+    V::FileA2,
+    V::FileAx,
+    V::Link1,
+    V::Link2,
+    V::Dir,
+    V::DirX,
+];
+
+fn make(v: V, mtime: i64) -> Option<Entry> {
+    Some(match v {
+        V::Absent => return None,
+        V::FileA => file("x", 1, 0o644, mtime),
+        V::FileA2 => file("x", 2, 0o644, mtime),
+        V::FileAx => file("x", 1, 0o755, mtime),
+        V::Link1 => link("x", "t1", mtime),
+        V::Link2 => link("x", "t2", mtime),
+        V::Dir => dir("x", 0o755, mtime),
+        V::DirX => dir("x", 0o700, mtime),
+    })
+}
+
+#[derive(Debug, PartialEq)]
+enum Expect {
+    Nothing,
+    Retime,
+    Create,
+    Remove,
+    Fresh(FreshReason),
+}
+
+/// The table, written plainly over labels (equal label = same content).
+fn oracle(p: V, b: V, c: V) -> Expect {
+    use V::*;
+    match (p, b, c) {
+        (Absent, Absent, Absent) => Expect::Nothing,
+        (Absent, _, Absent) => Expect::Create,
+        (_, _, Absent) => Expect::Nothing,
+        (Absent, _, _) => Expect::Fresh(FreshReason::New),
+        (p, _, c) if p != c => Expect::Fresh(FreshReason::Changed),
+        (_, Absent, _) => Expect::Remove,
+        (_, b, c) if b == c => Expect::Retime,
+        (_, Dir | DirX, Dir | DirX) => Expect::Retime,
+        _ => Expect::Create,
+    }
+}
+
+#[test]
+fn every_single_path_combination_matches_the_oracle() {
+    let mut cases = 0;
+    for now in [15, 100] {
+        for pv in ALL {
+            for bv in ALL {
+                for cv in ALL {
+                    let (pe, be, ce) = (make(pv, 10), make(bv, 20), make(cv, 30));
+                    let man = |e: &Option<Entry>| m(e.iter().cloned().collect());
+                    let (p, b, c) = (man(&pe), man(&be), man(&ce));
+                    let plan = plan_checked(&p, &b, &c, t(now));
+                    let ctx = format!("P={pv:?} B={bv:?} C={cv:?} now={now}");
+                    let expected: Vec<Action> = match oracle(pv, bv, cv) {
+                        Expect::Nothing => vec![],
+                        Expect::Retime => vec![retime(be.as_ref().unwrap())],
+                        Expect::Create => vec![create(
+                            be.as_ref().unwrap(),
+                            ce.as_ref().map(|c| c.node.kind()),
+                        )],
+                        Expect::Remove => vec![remove("x", ce.as_ref().unwrap().node.kind())],
+                        Expect::Fresh(reason) => {
+                            vec![fresh("x", ce.as_ref().unwrap().node.kind(), reason)]
+                        }
+                    };
+                    assert_eq!(plan.actions, expected, "{ctx}");
+                    let restores = matches!(oracle(pv, bv, cv), Expect::Retime | Expect::Create);
+                    let fresh_mtime = if restores { t(now.max(21)) } else { t(now) };
+                    assert_eq!(plan.fresh_mtime, fresh_mtime, "{ctx}");
+                    cases += 1;
+                }
+            }
+        }
+    }
+    assert_eq!(cases, 2 * 8 * 8 * 8);
+}
+
+// ------------------------------------------------ directories and types
+
+/// P = C: a directory `d` with `d/a` and `d/s/b`.
+fn dir_tree(mtime: i64) -> Vec<Entry> {
+    vec![
+        dir("d", 0o755, mtime),
+        file("d/a", 1, 0o644, mtime),
+        dir("d/s", 0o755, mtime),
+        file("d/s/b", 2, 0o644, mtime),
+    ]
+}
+
+#[test]
+fn build_turned_dir_into_file_or_symlink_replaces_empty_dir() {
+    for new in [file("d", 9, 0o644, 20), link("d", "elsewhere", 20)] {
+        let p = m(dir_tree(10));
+        let b = m(vec![new.clone()]);
+        let c = m(dir_tree(30));
+        let plan = plan_checked(&p, &b, &c, t(5));
+        assert_eq!(
+            plan.actions,
+            vec![
+                create(&new, Some(Kind::Dir)),
+                remove("d/a", Kind::File),
+                remove("d/s", Kind::Dir),
+                remove("d/s/b", Kind::File),
+            ]
+        );
+    }
+}
+
+#[test]
+fn build_turned_dir_into_file_but_user_changed_a_child() {
+    let p = m(dir_tree(10));
+    let b = m(vec![file("d", 9, 0o644, 20)]);
+    let mut c = dir_tree(30);
+    c[3] = file("d/s/b", 3, 0o644, 30);
+    let plan = plan_checked(&p, &b, &m(c), t(5));
+    assert_eq!(
+        plan.actions,
+        vec![
+            skip("d", SkipReason::DirectoryNotEmpty),
+            remove("d/a", Kind::File),
+            skip("d/s", SkipReason::DirectoryNotEmpty),
+            fresh("d/s/b", Kind::File, FreshReason::Changed),
+        ]
+    );
+}
+
+#[test]
+fn build_deleted_dir_kept_for_user_file() {
+    let p = m(dir_tree(10));
+    let b = m(vec![]);
+    let mut c = dir_tree(30);
+    c.push(file("d/s/new", 4, 0o644, 30));
+    let plan = plan_checked(&p, &b, &m(c), t(5));
+    assert_eq!(
+        plan.actions,
+        vec![
+            skip("d", SkipReason::DirectoryNotEmpty),
+            remove("d/a", Kind::File),
+            skip("d/s", SkipReason::DirectoryNotEmpty),
+            remove("d/s/b", Kind::File),
+            fresh("d/s/new", Kind::File, FreshReason::New),
+        ]
+    );
+}
+
+#[test]
+fn build_deleted_dir_with_unchanged_contents_is_removed() {
+    let p = m(dir_tree(10));
+    let b = m(vec![]);
+    let plan = plan_checked(&p, &b, &m(dir_tree(30)), t(5));
+    assert_eq!(
+        plan.actions,
+        vec![
+            remove("d", Kind::Dir),
+            remove("d/a", Kind::File),
+            remove("d/s", Kind::Dir),
+            remove("d/s/b", Kind::File),
+        ]
+    );
+}
+
+#[test]
+fn build_turned_file_or_symlink_into_dir() {
+    for old in [file("d", 1, 0o644, 10), link("d", "t", 10)] {
+        let p = m(vec![old.clone()]);
+        let b_entries = vec![dir("d", 0o755, 20), file("d/o", 5, 0o644, 21)];
+        let b = m(b_entries.clone());
+        let c = m(vec![with_mtime(&old, t(30))]);
+        let plan = plan_checked(&p, &b, &c, t(5));
+        assert_eq!(
+            plan.actions,
+            vec![
+                create(&b_entries[0], Some(old.node.kind())),
+                create(&b_entries[1], None),
+            ]
+        );
+        assert_eq!(plan.fresh_mtime, t(22));
+
+        // The user changed the file: it stays, B's children cannot go in.
+        let c = m(vec![file("d", 7, 0o644, 30)]);
+        let plan = plan_checked(&p, &b, &c, t(5));
+        assert_eq!(
+            plan.actions,
+            vec![
+                fresh("d", Kind::File, FreshReason::Changed),
+                skip("d/o", not_dir("d")),
+            ]
+        );
+    }
+}
+
+#[test]
+fn build_changed_dir_mode_is_a_retime() {
+    let p = m(dir_tree(10));
+    let mut b = dir_tree(20);
+    b[0].mode = 0o700;
+    let plan = plan_checked(&p, &m(b.clone()), &m(dir_tree(30)), t(5));
+    assert_eq!(plan.actions, b.iter().map(retime).collect::<Vec<_>>());
+}
+
+#[test]
+fn user_replaced_dir_by_symlink_or_file_blocks_products() {
+    for repl in [link("d", "elsewhere", 30), file("d", 8, 0o644, 30)] {
+        let p = m(vec![dir("d", 0o755, 10), file("d/a", 1, 0o644, 10)]);
+        let b = m(vec![
+            dir("d", 0o755, 20),
+            file("d/a", 1, 0o644, 20),
+            file("d/p.o", 2, 0o644, 20),
+            dir("d/sub", 0o755, 20),
+            file("d/sub/x.o", 3, 0o644, 20),
+        ]);
+        let c = m(vec![repl.clone()]);
+        let plan = plan_checked(&p, &b, &c, t(5));
+        assert_eq!(
+            plan.actions,
+            vec![
+                fresh("d", repl.node.kind(), FreshReason::Changed),
+                skip("d/p.o", not_dir("d")),
+                skip("d/sub", not_dir("d")),
+                skip("d/sub/x.o", not_dir("d")),
+            ]
+        );
+        assert_eq!(plan.fresh_mtime, t(5), "nothing restored");
+    }
+}
+
+#[test]
+fn symlink_planted_where_build_made_a_dir() {
+    let p = m(vec![]);
+    let b = m(vec![dir("d", 0o755, 20), file("d/x", 1, 0o644, 20)]);
+    let c = m(vec![link("d", "/tmp", 30)]);
+    let plan = plan_checked(&p, &b, &c, t(5));
+    assert_eq!(
+        plan.actions,
+        vec![
+            fresh("d", Kind::Symlink, FreshReason::New),
+            skip("d/x", not_dir("d")),
+        ]
+    );
+}
+
+#[test]
+fn products_in_a_dir_the_user_deleted_are_not_resurrected() {
+    let p = m(vec![dir("d", 0o755, 10), file("d/a", 1, 0o644, 10)]);
+    let b = m(vec![
+        dir("d", 0o755, 20),
+        file("d/a", 1, 0o644, 20),
+        file("d/a.o", 2, 0o644, 20),
+        dir("d/s", 0o755, 20),
+        file("d/s/x", 2, 0o644, 20),
+    ]);
+    let plan = plan_checked(&p, &b, &m(vec![]), t(5));
+    assert_eq!(
+        plan.actions,
+        vec![
+            skip("d/a.o", removed("d")),
+            skip("d/s", removed("d")),
+            skip("d/s/x", removed("d")),
+        ]
+    );
+}
+
+#[test]
+fn new_entries_under_new_dir_are_all_new() {
+    let p = m(vec![]);
+    let b = m(vec![dir("n", 0o755, 20)]);
+    let c = m(vec![
+        dir("n", 0o755, 30),
+        dir("n/m", 0o755, 30),
+        file("n/m/f", 1, 0o644, 30),
+    ]);
+    let plan = plan_checked(&p, &b, &c, t(5));
+    assert_eq!(
+        plan.actions,
+        vec![
+            fresh("n", Kind::Dir, FreshReason::New),
+            fresh("n/m", Kind::Dir, FreshReason::New),
+            fresh("n/m/f", Kind::File, FreshReason::New),
+        ]
+    );
+}
+
+#[test]
+fn siblings_sorting_between_dir_and_children_are_not_children() {
+    // "d-x" and "d.y" sort between "d" and "d/a"; they are not inside "d".
+    let p = m(vec![dir("d", 0o755, 10), file("d/a", 1, 0o644, 10)]);
+    let b = m(vec![file("d", 3, 0o644, 20), file("d-x", 4, 0o644, 20)]);
+    let c = m(vec![
+        dir("d", 0o755, 30),
+        file("d-x", 5, 0o644, 30),
+        file("d.y", 6, 0o644, 30),
+        file("d/a", 1, 0o644, 30),
+    ]);
+    let plan = plan_checked(&p, &b, &c, t(5));
+    assert_eq!(
+        plan.actions,
+        vec![
+            create(&b.entries()[0], Some(Kind::Dir)),
+            fresh("d-x", Kind::File, FreshReason::New),
+            fresh("d.y", Kind::File, FreshReason::New),
+            remove("d/a", Kind::File),
+        ]
+    );
+}
+
+#[test]
+fn user_replaced_file_by_dir_products_go_in() {
+    // The user's directory stays; B's products under B's own directory at
+    // that path are placed inside it (a real directory, not a symlink).
+    let p = m(vec![file("d", 1, 0o644, 10)]);
+    let b = m(vec![dir("d", 0o755, 20), file("d/o", 2, 0o644, 20)]);
+    let c = m(vec![dir("d", 0o755, 30), file("d/u", 3, 0o644, 30)]);
+    let plan = plan_checked(&p, &b, &c, t(5));
+    assert_eq!(
+        plan.actions,
+        vec![
+            fresh("d", Kind::Dir, FreshReason::Changed),
+            create(&b.entries()[1], None),
+            fresh("d/u", Kind::File, FreshReason::New),
+        ]
+    );
+}
+
+// ------------------------------------------------------ symlink targets
+
+/// P = B = C apart from what the test changes: files `a`, `b`, directory
+/// `sub` with `sub/l -> ../a` and `sub/f`, a directory `d` with `d/f`.
+fn base(mtime: i64) -> Vec<Entry> {
+    vec![
+        file("a", 1, 0o644, mtime),
+        file("b", 2, 0o644, mtime),
+        dir("d", 0o755, mtime),
+        file("d/f", 3, 0o644, mtime),
+        dir("sub", 0o755, mtime),
+        file("sub/f", 4, 0o644, mtime),
+        link("sub/l", "../a", mtime),
+    ]
+}
+
+fn with(mut entries: Vec<Entry>, extra: Vec<Entry>) -> Manifest {
+    for e in extra {
+        entries.retain(|x| x.path != e.path);
+        entries.push(e);
+    }
+    m(entries)
+}
+
+fn target_plan(c_extra: Vec<Entry>, b_extra: Vec<Entry>) -> Plan {
+    let p = m(base(10));
+    let b = with(base(20), b_extra);
+    let c = with(base(30), c_extra);
+    plan_checked(&p, &b, &c, t(5))
+}
+
+#[test]
+fn retargeted_symlink_freshens_its_target() {
+    for (target, fresh_path) in [
+        ("../b", Some("b")),
+        ("f", Some("sub/f")),
+        ("./f", Some("sub/f")),
+        ("../d/f", Some("d/f")),
+        ("../sub/../d//f", Some("d/f")),
+        ("../../a", None), // escapes the root
+        ("/a", None),      // absolute
+        ("../d", None),    // a directory
+        ("../b/", None),   // trailing slash on a file
+        ("../b/x", None),  // through a file
+        ("../nope", None), // dangling
+    ] {
+        let plan = target_plan(vec![link("sub/l", target, 30)], vec![]);
+        assert_eq!(
+            action_at(&plan, "sub/l"),
+            Some(&fresh("sub/l", Kind::Symlink, FreshReason::Changed)),
+            "{target}"
+        );
+        for path in ["a", "b", "d/f", "sub/f"] {
+            let expected = if Some(path) == fresh_path {
+                fresh(path, Kind::File, FreshReason::SymlinkTarget)
+            } else {
+                retime(&with(base(20), vec![]).get(&rp(path)).unwrap().clone())
+            };
+            assert_eq!(action_at(&plan, path), Some(&expected), "{target} {path}");
+        }
+    }
+}
+
+#[test]
+fn symlink_chains_and_symlinked_dirs_are_followed() {
+    // l -> m (unchanged symlink) -> d/f: d/f is freshened, m is not.
+    let plan = target_plan(
+        vec![link("l", "m", 30), link("m", "d/f", 30)],
+        vec![link("m", "d/f", 20)],
+    );
+    assert_eq!(
+        action_at(&plan, "l"),
+        Some(&fresh("l", Kind::Symlink, FreshReason::New))
+    );
+    assert_eq!(
+        action_at(&plan, "m"),
+        Some(&fresh("m", Kind::Symlink, FreshReason::New))
+    );
+    assert_eq!(
+        action_at(&plan, "d/f"),
+        Some(&fresh("d/f", Kind::File, FreshReason::SymlinkTarget))
+    );
+
+    // A link through a symlinked directory: sd -> d, l -> sd/f.
+    let p = with(base(10), vec![link("sd", "d", 10)]);
+    let b = with(base(20), vec![link("sd", "d", 20)]);
+    let c = with(
+        base(30),
+        vec![link("sd", "d", 30), link("sub/l", "../sd/f", 30)],
+    );
+    let plan = plan_checked(&p, &b, &c, t(5));
+    assert_eq!(
+        action_at(&plan, "sd"),
+        Some(&retime(b.get(&rp("sd")).unwrap()))
+    );
+    assert_eq!(
+        action_at(&plan, "d/f"),
+        Some(&fresh("d/f", Kind::File, FreshReason::SymlinkTarget))
+    );
+
+    // ".." after a symlinked directory is physical: sd/../a is a (d/.. = root).
+    let c = with(
+        base(30),
+        vec![link("sd", "d", 30), link("sub/l", "../sd/../b", 30)],
+    );
+    let plan = plan_checked(&p, &b, &c, t(5));
+    assert_eq!(
+        action_at(&plan, "b"),
+        Some(&fresh("b", Kind::File, FreshReason::SymlinkTarget))
+    );
+
+    // A loop ends.
+    let plan = target_plan(vec![link("x", "y", 30), link("y", "x", 30)], vec![]);
+    assert_eq!(plan.counts().freshened, 2);
+}
+
+#[test]
+fn unchanged_symlink_leaves_its_target_alone() {
+    let plan = target_plan(vec![], vec![]);
+    assert_eq!(plan.counts().retimed, plan.actions.len());
+}
+
+#[test]
+fn symlink_target_keeps_its_own_fresh_reason() {
+    let plan = target_plan(
+        vec![link("sub/l", "../b", 30), file("b", 9, 0o644, 30)],
+        vec![],
+    );
+    assert_eq!(
+        action_at(&plan, "b"),
+        Some(&fresh("b", Kind::File, FreshReason::Changed))
+    );
+}
+
+#[test]
+fn symlink_target_that_is_created_gets_the_fresh_mtime() {
+    // The target is a product (newest of all in B) and, in a second case, a
+    // file the build rewrote: B's content is written, with the fresh mtime.
+    for (b_extra, replaces) in [
+        (vec![file("prod", 5, 0o644, 500)], None),
+        (vec![file("b", 6, 0o644, 500)], Some(Kind::File)),
+    ] {
+        let target = b_extra[0].path.to_string();
+        let plan = target_plan(
+            vec![link("sub/l", &format!("../{target}"), 30)],
+            b_extra.clone(),
+        );
+        // Restored mtimes are all 20: fresh = 21, not 501.
+        assert_eq!(plan.fresh_mtime, t(21));
+        assert_eq!(
+            action_at(&plan, &target),
+            Some(&create(&with_mtime(&b_extra[0], t(21)), replaces))
+        );
+        assert!(plan.to_string().contains("fresh: symlink target"));
+    }
+}
+
+#[test]
+fn symlink_to_removed_or_deleted_target_freshens_nothing() {
+    // B deleted b (Remove), the user deleted a: neither is kept.
+    let p = m(base(10));
+    let mut b = base(20);
+    b.retain(|e| e.path != rp("b"));
+    let mut c = base(30);
+    c.retain(|e| e.path != rp("a"));
+    let c = with(c, vec![link("l2", "b", 30), link("sub/l", "../a", 30)]);
+    let plan = plan_checked(&p, &m(b), &c, t(5));
+    assert_eq!(action_at(&plan, "b"), Some(&remove("b", Kind::File)));
+    assert_eq!(action_at(&plan, "a"), None);
+    assert_eq!(plan.counts().freshened, 1, "only l2 (sub/l is unchanged)");
+}
+
+// -------------------------------------------------------- fresh_mtime
+
+#[test]
+fn fresh_mtime_is_after_every_restored_mtime_and_not_before_now() {
+    let p = m(vec![dir("d", 0o755, 10), file("d/f", 1, 0o644, 10)]);
+    let b = m(vec![
+        Entry {
+            mtime: Timestamp::new(90, 700),
+            ..dir("d", 0o755, 0)
+        },
+        file("d/f", 1, 0o644, 40),
+        file("d/g", 2, 0o644, 60),
+    ]);
+    let c = m(vec![dir("d", 0o755, 30), file("d/f", 1, 0o644, 30)]);
+    // A directory's restored mtime counts too; nanoseconds are kept.
+    assert_eq!(
+        plan_checked(&p, &b, &c, t(5)).fresh_mtime,
+        Timestamp::new(91, 700)
+    );
+    assert_eq!(
+        plan_checked(&p, &b, &c, t(91)).fresh_mtime,
+        Timestamp::new(91, 700)
+    );
+    assert_eq!(
+        plan_checked(&p, &b, &c, Timestamp::new(91, 701)).fresh_mtime,
+        Timestamp::new(91, 701)
+    );
+    assert_eq!(plan_checked(&p, &b, &c, t(1000)).fresh_mtime, t(1000));
+}
+
+// ------------------------------------------------------- display
+
+#[test]
+fn display_has_one_line_per_action_and_a_summary() {
+    let p = m(vec![
+        file("a", 1, 0o644, 10),
+        file("r", 1, 0o644, 10),
+        dir("d", 0o755, 10),
+    ]);
+    let b = m(vec![
+        file("a", 1, 0o644, 20),
+        dir("d", 0o755, 20),
+        file("d/o", 3, 0o644, 20),
+        file("n", 2, 0o644, 20),
+    ]);
+    let c = m(vec![
+        file("a", 1, 0o644, 30),
+        link("d", "x", 30),
+        file("r", 1, 0o644, 30),
+    ]);
+    let text = plan_checked(&p, &b, &c, t(5)).to_string();
+    assert_eq!(
+        text,
+        "retime   file    a\n\
+         fresh    symlink d  (changed)\n\
+         skip             d/o  (d is kept as a non-directory)\n\
+         create   file    n  (product)\n\
+         remove   file    r\n\
+         1 to create, 1 to retime, 1 to remove, 1 fresh, 1 skipped; fresh mtime 21.000000000\n"
+    );
+}
+
+// ------------------------------------------------------- determinism
+
+#[test]
+fn plan_is_deterministic_and_independent_of_input_order() {
+    for seed in 0..50 {
+        let (p, b, c, now) = scenario(seed);
+        let first = plan(&p, &b, &c, now);
+        assert_eq!(first, plan(&p, &b, &c, now));
+        let shuffle = |man: &Manifest| {
+            let mut e = man.entries().to_vec();
+            e.reverse();
+            let n = e.len();
+            if n > 2 {
+                e.swap(0, n / 2);
+            }
+            Manifest::new(e).unwrap()
+        };
+        assert_eq!(first, plan(&shuffle(&p), &shuffle(&b), &shuffle(&c), now));
+    }
+}
+
+// ------------------------------------------- random trees and edits
+
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        // splitmix64
+        self.0 = self.0.wrapping_add(0x9e3779b97f4a7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58476d1ce4e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d049bb133111eb);
+        z ^ (z >> 31)
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+    fn pick<T: Copy>(&mut self, items: &[T]) -> T {
+        items[self.below(items.len() as u64) as usize]
+    }
+}
+
+/// Names chosen so that siblings sort between a directory and its children.
+const NAMES: [&str; 5] = ["a", "b", "a-b", "a.c", "d"];
+const TARGETS: [&str; 13] = [
+    "a", "b", "d", "a/b", "../a", "../b", "../../a", "a-b/d", "../a.c", "/abs", "a/", "x/../a",
+    "../..",
+];
+
+type Tree = BTreeMap<Vec<u8>, Entry>;
+
+fn path_str(bytes: &[u8]) -> &str {
+    std::str::from_utf8(bytes).unwrap()
+}
+
+fn random_entry(rng: &mut Rng, path: &str, mtime: i64, allow_dir: bool) -> Entry {
+    match rng.below(if allow_dir { 4 } else { 3 }) {
+        0 | 1 => file(path, rng.below(4) as u128, rng.pick(&[0o644, 0o755]), mtime),
+        2 => link(path, rng.pick(&TARGETS), mtime),
+        _ => dir(path, rng.pick(&[0o755, 0o700]), mtime),
+    }
+}
+
+fn random_tree(rng: &mut Rng, prefix: &str, depth: u32, tree: &mut Tree) {
+    for name in NAMES {
+        if rng.below(2) == 0 {
+            continue;
+        }
+        let path = if prefix.is_empty() {
+            name.to_string()
+        } else {
+            format!("{prefix}/{name}")
+        };
+        let mtime = rng.below(20) as i64;
+        let e = random_entry(rng, &path, mtime, depth < 3);
+        let is_dir = e.node == Node::Dir;
+        tree.insert(path.clone().into_bytes(), e);
+        if is_dir {
+            random_tree(rng, &path, depth + 1, tree);
+        }
+    }
+}
+
+fn remove_subtree(tree: &mut Tree, path: &[u8]) {
+    tree.remove(path);
+    let mut prefix = path.to_vec();
+    prefix.push(b'/');
+    let inside: Vec<Vec<u8>> = tree
+        .range(prefix.clone()..)
+        .take_while(|(k, _)| k.starts_with(&prefix))
+        .map(|(k, _)| k.clone())
+        .collect();
+    for k in inside {
+        tree.remove(&k);
+    }
+}
+
+/// Random edits: add, rewrite, delete, chmod, retarget, type change.
+/// Touched entries get `mtime`.
+fn edit(rng: &mut Rng, tree: &mut Tree, edits: u64, mtime: i64) {
+    for _ in 0..edits {
+        let keys: Vec<Vec<u8>> = tree.keys().cloned().collect();
+        match rng.below(6) {
+            0 => {
+                // Add under a random directory (or the root).
+                let dirs: Vec<&Vec<u8>> =
+                    keys.iter().filter(|k| tree[*k].node == Node::Dir).collect();
+                let parent = if dirs.is_empty() || rng.below(3) == 0 {
+                    String::new()
+                } else {
+                    path_str(rng.pick::<&Vec<u8>>(&dirs)).to_string()
+                };
+                let name = rng.pick(&NAMES);
+                let path = if parent.is_empty() {
+                    name.to_string()
+                } else {
+                    format!("{parent}/{name}")
+                };
+                if parent.split('/').count() < 4 && !tree.contains_key(path.as_bytes()) {
+                    let e = random_entry(rng, &path, mtime, true);
+                    tree.insert(path.into_bytes(), e);
+                }
+            }
+            _ if keys.is_empty() => {}
+            op => {
+                let key = keys[rng.below(keys.len() as u64) as usize].clone();
+                let path = path_str(&key).to_string();
+                let old = tree[&key].clone();
+                let new = match (op, &old.node) {
+                    (1, Node::File { .. }) => {
+                        Some(file(&path, rng.below(6) as u128, old.mode, mtime))
+                    }
+                    (2, _) => None,
+                    (3, Node::File { .. } | Node::Dir) => Some(Entry {
+                        mode: old.mode ^ 0o022,
+                        mtime: t(mtime),
+                        ..old.clone()
+                    }),
+                    (4, Node::Symlink { .. }) => Some(link(&path, rng.pick(&TARGETS), mtime)),
+                    (5, _) => {
+                        let mut e = random_entry(rng, &path, mtime, true);
+                        while e.node.kind() == old.node.kind() {
+                            e = random_entry(rng, &path, mtime, true);
+                        }
+                        Some(e)
+                    }
+                    _ => continue,
+                };
+                if new.as_ref().map(|e| e.node.kind()) != Some(Kind::Dir) || old.node != Node::Dir {
+                    remove_subtree(tree, &key);
+                }
+                if let Some(e) = new {
+                    tree.insert(key, e);
+                }
+            }
+        }
+    }
+}
+
+fn manifest(tree: &Tree) -> Manifest {
+    Manifest::new(tree.values().cloned().collect()).unwrap()
+}
+
+fn tree_of(man: &Manifest) -> Tree {
+    man.entries()
+        .iter()
+        .map(|e| (e.path.as_bytes().to_vec(), e.clone()))
+        .collect()
+}
+
+/// P random; B = P + build edits (touched at 100..); C = P + user edits,
+/// every entry of C with an arbitrary mtime (a fresh unpack).
+fn scenario(seed: u64) -> (Manifest, Manifest, Manifest, Timestamp) {
+    let mut rng = Rng(seed);
+    let mut p = Tree::new();
+    random_tree(&mut rng, "", 0, &mut p);
+    let mut b = p.clone();
+    for e in b.values_mut() {
+        e.mtime = t(20 + rng.below(30) as i64);
+    }
+    let n = rng.below(8);
+    let build_time = 100 + rng.below(50) as i64;
+    edit(&mut rng, &mut b, n, build_time);
+    let mut c = p.clone();
+    let n = rng.below(6);
+    edit(&mut rng, &mut c, n, 0);
+    for e in c.values_mut() {
+        e.mtime = t(rng.below(200) as i64);
+    }
+    let now = t(rng.below(300) as i64);
+    (manifest(&p), manifest(&b), manifest(&c), now)
+}
+
+// ------------------------------------------- simulated application
+
+fn parent_of(path: &[u8]) -> Option<&[u8]> {
+    path.iter().rposition(|&b| b == b'/').map(|i| &path[..i])
+}
+
+fn ancestors_are_dirs(tree: &Tree, path: &[u8]) -> Result<(), String> {
+    let mut p = path;
+    while let Some(parent) = parent_of(p) {
+        match tree.get(parent) {
+            Some(e) if e.node == Node::Dir => {}
+            other => {
+                return Err(format!(
+                    "{}: ancestor {} is {other:?}",
+                    path_str(path),
+                    path_str(parent)
+                ))
+            }
+        }
+        p = parent;
+    }
+    Ok(())
+}
+
+fn has_children(tree: &Tree, path: &[u8]) -> bool {
+    let mut prefix = path.to_vec();
+    prefix.push(b'/');
+    tree.range(prefix.clone()..)
+        .next()
+        .is_some_and(|(k, _)| k.starts_with(&prefix))
+}
+
+/// Applies `plan` to C the way `apply` does, checking every precondition:
+/// removals deepest first, creations parents first, then times.
+fn simulate(c: &Manifest, plan: &Plan) -> Result<Tree, String> {
+    let mut tree = tree_of(c);
+    for action in plan.actions.iter().rev() {
+        let (path, kind) = match action {
+            Action::Remove { path, kind } => (path, *kind),
+            Action::Create {
+                entry,
+                replaces: Some(kind),
+            } => (&entry.path, *kind),
+            _ => continue,
+        };
+        let key = path.as_bytes();
+        ancestors_are_dirs(&tree, key)?;
+        match tree.get(key) {
+            Some(e) if e.node.kind() == kind => {}
+            other => return Err(format!("remove {path}: found {other:?}")),
+        }
+        if has_children(&tree, key) {
+            return Err(format!("remove {path}: directory not empty"));
+        }
+        tree.remove(key);
+    }
+    for action in &plan.actions {
+        if let Action::Create { entry, .. } = action {
+            let key = entry.path.as_bytes();
+            ancestors_are_dirs(&tree, key)?;
+            if tree.contains_key(key) {
+                return Err(format!("create {}: exists", entry.path));
+            }
+            tree.insert(key.to_vec(), entry.clone());
+        }
+    }
+    for action in &plan.actions {
+        match action {
+            Action::Retime {
+                path,
+                kind,
+                mode,
+                mtime,
+            } => {
+                ancestors_are_dirs(&tree, path.as_bytes())?;
+                let e = tree
+                    .get_mut(path.as_bytes())
+                    .ok_or(format!("retime {path}: missing"))?;
+                if e.node.kind() != *kind {
+                    return Err(format!("retime {path}: kind"));
+                }
+                e.mode = *mode;
+                e.mtime = *mtime;
+            }
+            Action::Freshen { path, kind, .. } => {
+                ancestors_are_dirs(&tree, path.as_bytes())?;
+                let e = tree
+                    .get_mut(path.as_bytes())
+                    .ok_or(format!("freshen {path}: missing"))?;
+                if e.node.kind() != *kind {
+                    return Err(format!("freshen {path}: kind"));
+                }
+                e.mtime = plan.fresh_mtime;
+            }
+            _ => {}
+        }
+    }
+    Ok(tree)
+}
+
+/// The file a symlink at `link` names in `tree`, written independently of
+/// the planner: split the path, walk, substitute symlinks.
+fn resolve_in(tree: &Tree, link: &[u8], target: &[u8]) -> Option<Vec<u8>> {
+    let mut cur: Vec<Vec<u8>> = link.split(|&b| b == b'/').map(|c| c.to_vec()).collect();
+    cur.pop();
+    let mut todo: Vec<Vec<u8>> = vec![target.to_vec()];
+    let mut hops = 0;
+    let mut result: Option<Vec<u8>> = None;
+    while let Some(t) = todo.pop() {
+        if t.starts_with(b"/") {
+            return None;
+        }
+        let mut comps: Vec<Vec<u8>> = t.split(|&b| b == b'/').map(|c| c.to_vec()).collect();
+        if comps.len() > 1 && comps.last().unwrap().is_empty() {
+            *comps.last_mut().unwrap() = b".".to_vec();
+        }
+        comps.retain(|c| !c.is_empty());
+        let mut rest = comps.into_iter();
+        while let Some(comp) = rest.next() {
+            if result.is_some() {
+                return None;
+            }
+            match &comp[..] {
+                b"." => {}
+                b".." => {
+                    cur.pop()?;
+                }
+                _ => {
+                    let mut full = cur.clone();
+                    full.push(comp.clone());
+                    let key = full.join(&b'/');
+                    match &tree.get(&key)?.node {
+                        Node::Dir => cur = full,
+                        Node::File { .. } => result = Some(key),
+                        Node::Symlink { target, .. } => {
+                            hops += 1;
+                            if hops > 40 {
+                                return None;
+                            }
+                            // Continue with the link's target, then the rest.
+                            let remaining: Vec<Vec<u8>> = rest.collect();
+                            if !remaining.is_empty() {
+                                todo.push(remaining.join(&b'/'));
+                            }
+                            todo.push(target.to_vec());
+                            break;
+                        }
+                    }
+                }
+            }
+        }
+    }
+    result
+}
+
+/// What each path of the merged tree should hold, path by path, straight
+/// from the table (mtime: B's for restored entries, `fresh` for the user's).
+fn naive(
+    p: Option<&Entry>,
+    b: Option<&Entry>,
+    c: Option<&Entry>,
+    fresh: Timestamp,
+) -> Option<Entry> {
+    match (p, b, c) {
+        (None, _, Some(c)) => Some(with_mtime(c, fresh)),
+        (Some(p), _, Some(c)) if !p.same_content(c) => Some(with_mtime(c, fresh)),
+        (Some(_), Some(b), Some(c)) => {
+            let same_node = b.same_content(c) || (b.node == Node::Dir && c.node == Node::Dir);
+            if same_node {
+                Some(Entry {
+                    mode: b.mode,
+                    mtime: b.mtime,
+                    ..c.clone()
+                })
+            } else {
+                Some(b.clone())
+            }
+        }
+        (Some(_), None, Some(_)) => None,
+        (None, Some(b), None) => Some(b.clone()),
+        (_, _, None) => None,
+    }
+}
+
+fn check_scenario(p: &Manifest, b: &Manifest, c: &Manifest, now: Timestamp) -> Result<(), String> {
+    let plan = plan_checked(p, b, c, now);
+    let fin = simulate(c, &plan).map_err(|e| format!("{e}\n{plan}"))?;
+    // The result is a valid tree.
+    Manifest::new(fin.values().cloned().collect()).map_err(|e| e.to_string())?;
+
+    let fresh = plan.fresh_mtime;
+    // Targets of the user's symlinks, resolved in the result.
+    let mut targets = BTreeSet::new();
+    for e in c.entries() {
+        let changed = p.get(&e.path).map_or(true, |pe| !pe.same_content(e));
+        if let (true, Node::Symlink { target, .. }) = (changed, &e.node) {
+            if let Some(f) = resolve_in(&fin, e.path.as_bytes(), target) {
+                targets.insert(f);
+            }
+        }
+    }
+    let mut paths: BTreeSet<RelPath> = BTreeSet::new();
+    for man in [p, b, c] {
+        paths.extend(man.entries().iter().map(|e| e.path.clone()));
+    }
+    let mut restored = Vec::new();
+    for path in &paths {
+        let key = path.as_bytes();
+        let (pe, be, ce) = (p.get(path), b.get(path), c.get(path));
+        let got = fin.get(key);
+        let action = plan.actions.iter().find(|a| a.path() == path);
+        let ctx = || {
+            format!("{path}: P={pe:?}\nB={be:?}\nC={ce:?}\ngot={got:?}\naction={action:?}\n{plan}")
+        };
+        // Never resurrected; the user's changes always win.
+        if pe.is_some() && ce.is_none() && got.is_some() {
+            return Err(format!("resurrected {}", ctx()));
+        }
+        if let Some(ce) = ce {
+            if pe.map_or(true, |pe| !pe.same_content(ce))
+                && got.map_or(true, |g| !g.same_content(ce) || g.node != ce.node)
+            {
+                return Err(format!("user change lost {}", ctx()));
+            }
+        }
+        match action {
+            Some(Action::Skip { reason, .. }) => {
+                // Skipped: C's entry (if any) is untouched, and the reason holds.
+                if got != ce {
+                    return Err(format!("skip changed C {}", ctx()));
+                }
+                if be.is_none() && *reason != SkipReason::DirectoryNotEmpty {
+                    return Err(format!("pointless skip {}", ctx()));
+                }
+                let ok = match reason {
+                    SkipReason::DirectoryNotEmpty => {
+                        ce.is_some_and(|c| c.node == Node::Dir)
+                            && has_children(&fin, key)
+                            && naive(pe, be, ce, fresh).map_or(true, |n| n.node != Node::Dir)
+                    }
+                    SkipReason::AncestorNotDirectory(a) => {
+                        path.is_inside(a)
+                            && ce.is_none()
+                            && fin.get(a.as_bytes()).is_some_and(|e| e.node != Node::Dir)
+                    }
+                    SkipReason::AncestorRemoved(a) => {
+                        path.is_inside(a) && ce.is_none() && !fin.contains_key(a.as_bytes())
+                    }
+                };
+                if !ok {
+                    return Err(format!("unjustified skip {}", ctx()));
+                }
+            }
+            _ => {
+                let mut want = naive(pe, be, ce, fresh);
+                if targets.contains(key) {
+                    if let Some(w) = want.as_mut() {
+                        w.mtime = fresh;
+                    }
+                }
+                if got != want.as_ref() {
+                    return Err(format!("want {want:?} {}", ctx()));
+                }
+            }
+        }
+        if let Some(Action::Create { entry, .. }) = action {
+            if entry.mtime != fresh {
+                restored.push(entry.mtime);
+            }
+        }
+        if let Some(Action::Retime { mtime, .. }) = action {
+            restored.push(*mtime);
+        }
+    }
+    // Mtime order: everything the plan freshened is strictly newer than
+    // everything it restored.
+    let newest = restored.iter().max().copied();
+    for action in &plan.actions {
+        let freshened = match action {
+            Action::Freshen { .. } => true,
+            Action::Create { entry, .. } => entry.mtime == fresh,
+            _ => false,
+        };
+        if freshened {
+            let m = fin[action.path().as_bytes()].mtime;
+            if m != fresh || newest.is_some_and(|n| n >= m) || m < now {
+                return Err(format!("mtime order {action:?}\n{plan}"));
+            }
+        }
+    }
+    Ok(())
+}
+
+#[test]
+fn random_scenarios_apply_to_the_expected_tree() {
+    for seed in 0..3000 {
+        let (p, b, c, now) = scenario(seed);
+        if let Err(e) = check_scenario(&p, &b, &c, now) {
+            panic!("seed {seed}: {e}");
+        }
+    }
+}
+
+mod prop {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+        #[test]
+        fn plan_applies_to_the_expected_tree(seed in any::<u64>()) {
+            let (p, b, c, now) = scenario(seed);
+            if let Err(e) = check_scenario(&p, &b, &c, now) {
+                prop_assert!(false, "{}", e);
+            }
+        }
+    }
+}
+
+// ------------------------------------------------------- performance
+
+#[test]
+#[ignore = "performance: cargo test --release --lib merge::tests::perf -- --ignored --nocapture"]
+fn perf_200k_entries() {
+    let mut p = Vec::new();
+    let mut b = Vec::new();
+    let mut c = Vec::new();
+    for d in 0..2000 {
+        let dp = format!("dir{d:04}");
+        p.push(dir(&dp, 0o755, 10));
+        b.push(dir(&dp, 0o755, 20));
+        c.push(dir(&dp, 0o755, 30));
+        for f in 0..50 {
+            let src = format!("{dp}/src{f:02}.c");
+            let obj = format!("{dp}/src{f:02}.o");
+            let h = (d * 100 + f) as u128;
+            p.push(file(&src, h, 0o644, 10));
+            b.push(file(&src, h, 0o644, 20));
+            b.push(file(&obj, h + 1_000_000, 0o644, 21));
+            let ch = if f == 7 { h + 7 } else { h };
+            c.push(file(&src, ch, 0o644, 30));
+        }
+    }
+    let (p, b, c) = (m(p), m(b), m(c));
+    assert!(b.len() >= 200_000);
+    let start = std::time::Instant::now();
+    let plan = plan(&p, &b, &c, t(5));
+    let took = start.elapsed();
+    let counts = plan.counts();
+    println!("plan of {} entries took {took:?}: {counts:?}", b.len());
+    assert_eq!(counts.freshened, 2000);
+    assert_eq!(counts.created, 100_000);
+}
+
+/// The generator reaches every kind of action, skip and freshening, so the
+/// property tests above exercise all of them.
+#[test]
+fn random_scenarios_cover_every_action() {
+    let mut seen = BTreeSet::new();
+    for seed in 0..3000 {
+        let (p, b, c, now) = scenario(seed);
+        let plan = plan(&p, &b, &c, now);
+        for a in &plan.actions {
+            seen.insert(match a {
+                Action::Create { entry, replaces } => format!(
+                    "create {:?} {:?}{}",
+                    entry.node.kind(),
+                    replaces,
+                    if entry.mtime == plan.fresh_mtime {
+                        " fresh"
+                    } else {
+                        ""
+                    }
+                ),
+                Action::Skip { reason, .. } => format!("skip {:?}", std::mem::discriminant(reason)),
+                Action::Freshen { reason, .. } => format!("fresh {reason:?}"),
+                Action::Retime { kind, .. } => format!("retime {kind:?}"),
+                Action::Remove { kind, .. } => format!("remove {kind:?}"),
+            });
+        }
+    }
+    // 3 kinds x 4 replaces, fresh creates, 3 skips, 3 freshens, 3 retimes,
+    // 3 removes; only "create Dir Some(Dir)" never happens (a Retime).
+    let fresh_creates = seen.iter().filter(|k| k.ends_with(" fresh")).count();
+    assert!(fresh_creates >= 1, "{seen:?}");
+    assert_eq!(seen.len() - fresh_creates, 11 + 3 + 3 + 3 + 3, "{seen:?}");
+}
