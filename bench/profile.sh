@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Profile nix-checkpoint on a synthetic tree with perf (cpu-clock sampling:
 # the VM has no hardware counters). Builds a symbolised copy of the release
-# binary (same profile, strip off, line tables on) into $CACHE/prof-target
+# binary (same profile, symbols not stripped) into $CACHE/prof-target
 # without touching Cargo.toml, then records snapshot, save and restore.
 #
 #   bench/profile.sh [NFILES]      default 30000
@@ -11,7 +11,7 @@ set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 N=${1:-30000}
 PT=$CACHE/prof-target
-(cd "$REPO_DIR" && CARGO_PROFILE_RELEASE_STRIP=false CARGO_PROFILE_RELEASE_DEBUG=line-tables-only \
+(cd "$REPO_DIR" && CARGO_PROFILE_RELEASE_STRIP=false \
   cargo build --release --quiet --target-dir "$PT")
 BIN=$PT/release/nix-checkpoint
 W=$CACHE/profile; T=$W/tree
