@@ -95,35 +95,40 @@ run_tree() { # WORKLOAD CASE NFILES ORDER-INDEX [gen args...]
   [[ ${KEEP:-0} == 1 ]] || rmtree "$W"
 }
 
-mode=${1:-scaling}; shift || true
-case $mode in
-  scaling)
-    sizes=("$@")
-    ((${#sizes[@]})) || sizes=(1000 3000 10000 30000 100000)
-    i=0
-    for n in "${sizes[@]}"; do run_tree scaling "n$n" "$n" $((i++)); done
-    ;;
-  generated)
-    run_tree generated 6k+6k 12000 0
-    ;;
-  snapshot-1g)
-    W=$CACHE/synthetic/1g; T=$W/tree
-    rmtree "$W"; mkdir -p "$W"
-    $GEN --files 70000 --total-bytes 1e9 --part all "$T" >"$W/gen.json"
-    record snapshot-1g 70k tree files_count 70000
-    record snapshot-1g 70k tree built_bytes "$(size_bytes "$T")"
-    warm "$T"
-    for r in 1 2 3; do
-      if has_tool ours; then
-        warm "$T"
-        measure snapshot-1g 70k ours "snapshot#$r" -- "$NCKP" snapshot --root "$T" --state "$W/ours.state"
-      fi
-      if has_tool nixpkgs; then
-        rmtree "$W/nixout"; warm "$T"
-        measure snapshot-1g 70k nixpkgs "snapshot#$r" -- "$NIXPKGS_CKPT" prepare-sources "$T" "$W/nixout"
-      fi
-    done
-    [[ ${KEEP:-0} == 1 ]] || rmtree "$W"
-    ;;
-  *) sed -n '2,20p' "$0" >&2; exit 2 ;;
-esac
+main() {
+  local mode=${1:-scaling} n i sizes W T r; shift || true
+  case $mode in
+    scaling)
+      sizes=("$@")
+      ((${#sizes[@]})) || sizes=(1000 3000 10000 30000 100000)
+      i=0
+      for n in "${sizes[@]}"; do run_tree scaling "n$n" "$n" $((i++)); done
+      ;;
+    generated)
+      run_tree generated 6k+6k 12000 0
+      ;;
+    snapshot-1g)
+      W=$CACHE/synthetic/1g; T=$W/tree
+      rmtree "$W"; mkdir -p "$W"
+      $GEN --files 70000 --total-bytes 1e9 --part all "$T" >"$W/gen.json"
+      record snapshot-1g 70k tree files_count 70000
+      record snapshot-1g 70k tree built_bytes "$(size_bytes "$T")"
+      warm "$T"
+      for r in 1 2 3; do
+        if has_tool ours; then
+          warm "$T"
+          measure snapshot-1g 70k ours "snapshot#$r" -- "$NCKP" snapshot --root "$T" --state "$W/ours.state"
+        fi
+        if has_tool nixpkgs; then
+          rmtree "$W/nixout"; warm "$T"
+          measure snapshot-1g 70k nixpkgs "snapshot#$r" -- "$NIXPKGS_CKPT" prepare-sources "$T" "$W/nixout"
+        fi
+      done
+      [[ ${KEEP:-0} == 1 ]] || rmtree "$W"
+      ;;
+    *) sed -n '2,20p' "$0" >&2; exit 2 ;;
+  esac
+}
+
+# Parsed whole before it runs: editing this file during a run is harmless.
+main "$@"; exit $?
