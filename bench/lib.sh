@@ -3,9 +3,9 @@
 #
 # Every measured step goes through `measure`, which runs the command under
 # GNU time -v and appends one TSV row to $RESULTS:
-#   workload  case  tool  step  value  maxrss_kb  extra  load1
+#   workload  case  tool  step  value  maxrss_kb  extra  load1  cpu_s
 # (load1: the 1-minute load average when the step started; the machine is
-# shared, so a high load flags a noisy number)
+# shared, so a high load flags a noisy number; cpu_s: user+sys seconds)
 # The report generator (bench/report.py) reads only that file.
 
 BENCH_DIR=${BENCH_DIR:-$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)}
@@ -28,6 +28,7 @@ _time_wall() {
       printf "%.3f", s }' "$1"
 }
 _time_rss() { awk -F': ' '/Maximum resident set size/ { print $2 }' "$1"; }
+_time_cpu() { awk -F': ' '/User time|System time/ { s += $2 } END { printf "%.2f", s }' "$1"; }
 
 # measure WORKLOAD CASE TOOL STEP -- cmd...
 # Runs cmd (stdout+stderr to $RESULTS_DIR/logs/...), records wall and peak RSS.
@@ -52,20 +53,21 @@ measure() {
   # (the difference is the fork/exec of time itself, well under 1 ms).
   LAST_WALL=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.4f", (b - a) / 1e9 }')
   LAST_RSS=$(_time_rss "$tf")
+  LAST_CPU=$(_time_cpu "$tf")
   rm -f "$tf"
   if [[ $LAST_RC -ne 0 && ${MEASURE_ALLOW_FAIL:-0} != 1 ]]; then
     tail -20 "$logf" >&2
     die "$tool $step ($wl/$case) failed with $LAST_RC; log: $logf"
   fi
-  record "$wl" "$case" "$tool" "$step" "$LAST_WALL" "$LAST_RSS" "${MEASURE_EXTRA:-}" "$MEASURE_LOAD"
-  log "$wl/$case $tool $step: ${LAST_WALL}s, ${LAST_RSS} KB (load $MEASURE_LOAD)"
+  record "$wl" "$case" "$tool" "$step" "$LAST_WALL" "$LAST_RSS" "${MEASURE_EXTRA:-}" "$MEASURE_LOAD" "$LAST_CPU"
+  log "$wl/$case $tool $step: ${LAST_WALL}s, ${LAST_RSS} KB, cpu ${LAST_CPU}s (load $MEASURE_LOAD)"
 }
 
 # record WORKLOAD CASE TOOL STEP VALUE [RSS] [EXTRA] (non-timed values too:
 # sizes in bytes use step names ending in _bytes, counts in _count).
 record() {
   mkdir -p "$RESULTS_DIR"
-  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "$4" "$5" "${6:-}" "${7:-}" "${8:-}" >>"$RESULTS"
+  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "$4" "$5" "${6:-}" "${7:-}" "${8:-}" "${9:-}" >>"$RESULTS"
 }
 
 # Read every regular file of the given trees once: both tools always start

@@ -24,8 +24,8 @@ path = os.path.join(RES, "results.tsv")
 if os.path.exists(path):
     for line in open(path):
         f = line.rstrip("\n").split("\t")
-        f += [""] * (8 - len(f))
-        rows[tuple(f[:4])].append((f[4], f[5], f[6], f[7]))
+        f += [""] * (9 - len(f))
+        rows[tuple(f[:4])].append((f[4], f[5], f[6], f[7], f[8]))
 
 
 def get(wl, case, tool, step, agg="last"):
@@ -51,6 +51,14 @@ def rss(wl, case, tool, step):
     v = rows.get((wl, case, tool, step))
     try:
         return int(v[-1][1]) if v and v[-1][1] else None
+    except ValueError:
+        return None
+
+
+def cpu(wl, case, tool, step):
+    v = rows.get((wl, case, tool, step))
+    try:
+        return float(v[-1][4]) if v and v[-1][4] else None
     except ValueError:
         return None
 
@@ -242,8 +250,10 @@ w("`bench/gen_tree.py` (deterministic from `--seed`): half sources (C-like text,
 sizes = sorted({int(c[1:]) for (wl, c, t, s) in rows if wl == "scaling" and c.startswith("n")})
 plot = []
 if sizes:
-    w("| files | tree | snapshot ours / nixpkgs | save ours / nixpkgs (+store) | restore ours / nixpkgs | restore ratio | checkpoint ours / nixpkgs | size ratio | restored tree ok (ours / nixpkgs) |")
-    w("|---|---|---|---|---|---|---|---|---|")
+    w("Wall seconds; in brackets the CPU seconds (user + sys, all threads) of the same step, "
+      "which the other jobs on the machine disturb less.\n")
+    w("| files | tree | snapshot ours / nixpkgs | save ours / nixpkgs (+store) | restore ours / nixpkgs | restore ratio | checkpoint ours / nixpkgs | size ratio | restored tree ok (ours / nixpkgs) | load |")
+    w("|---|---|---|---|---|---|---|---|---|---|")
     for n in sizes:
         c = f"n{n}"
         exp = get("scaling", c, "expected", "restored_digest")
@@ -256,9 +266,20 @@ if sizes:
         nsv = add(num("scaling", c, "nixpkgs", "save"), num("scaling", c, "nixpkgs", "store"))
         orr, nrr = num("scaling", c, "ours", "restore"), num("scaling", c, "nixpkgs", "restore")
         oz, nz = num("scaling", c, "ours", "checkpoint_bytes"), num("scaling", c, "nixpkgs", "checkpoint_bytes")
-        w(f"| {n:,} | {mb(num('scaling', c, 'tree', 'built_bytes'))} | {s_(os_, 3)} / {s_(ns_, 3)} | "
-          f"{s_(osv, 3)} / {s_(nsv, 3)} | {s_(orr, 3)} / {s_(nrr, 3)} | {ratio(nrr, orr)} | "
-          f"{mb(oz)} / {mb(nz)} | {ratio(nz, oz)} | {ok('ours')} / {ok('nixpkgs')} |")
+        def wc(t, step):
+            x, cx = num("scaling", c, t, step), cpu("scaling", c, t, step)
+            if t == "nixpkgs" and step == "save":
+                x = add(x, num("scaling", c, t, "store"))
+                cx = add(cx, cpu("scaling", c, t, "store"))
+            return s_(x, 3) + ("" if cx is None else f" [{cx:.2f}]")
+        lo = [load("scaling", c, t, st) for t in ("ours", "nixpkgs") for st in ("snapshot", "save", "restore")]
+        lo = [float(x) for x in lo if x]
+        w(f"| {n:,} | {mb(num('scaling', c, 'tree', 'built_bytes'))} | {wc('ours', 'snapshot')} / {wc('nixpkgs', 'snapshot')} | "
+          f"{wc('ours', 'save')} / {wc('nixpkgs', 'save')} | {wc('ours', 'restore')} / {wc('nixpkgs', 'restore')} | {ratio(nrr, orr)} | "
+          f"{mb(oz)} / {mb(nz)} | {ratio(nz, oz)} | {ok('ours')} / {ok('nixpkgs')} | {min(lo):.1f}–{max(lo):.1f} |" if lo else
+          f"| {n:,} | {mb(num('scaling', c, 'tree', 'built_bytes'))} | {wc('ours', 'snapshot')} / {wc('nixpkgs', 'snapshot')} | "
+          f"{wc('ours', 'save')} / {wc('nixpkgs', 'save')} | {wc('ours', 'restore')} / {wc('nixpkgs', 'restore')} | {ratio(nrr, orr)} | "
+          f"{mb(oz)} / {mb(nz)} | {ratio(nz, oz)} | {ok('ours')} / {ok('nixpkgs')} | – |")
         plot.append((n, os_, ns_, osv, nsv, orr, nrr, oz, nz))
     w("")
     pk_o = peak_rss("scaling", "ours")
