@@ -29,13 +29,22 @@ mkdir -p "$RESULTS_DIR"
 prof() { # STEP cmd...
   local step=$1; shift
   warm "$T" "$W"
-  perf record -q -e cpu-clock -F 2000 -o "$W/$step.data" -- "$@" >/dev/null 2>&1
+  perf record -q -e cpu-clock -F 2000 -o "$W/$step.data" -- "$TIME_BIN" -f '%e s wall, %U s user, %S s sys, %M KB max RSS' -o "$W/$step.time" "$@" >/dev/null 2>&1
   {
     echo "### $step"
     echo
+    echo "$(cat "$W/$step.time") (under perf); samples by object:"
+    echo
+    echo '```'
+    perf report -i "$W/$step.data" --no-children --sort dso --stdio 2>/dev/null |
+      grep -v '^#' | grep -v '^$' | head -6
+    echo '```'
+    echo
+    echo "hottest symbols (self time, >= 1.5 %):"
+    echo
     echo '```'
     perf report -i "$W/$step.data" --no-children --sort dso,symbol --percent-limit 1.5 --stdio 2>/dev/null |
-      grep -v '^#' | grep -v '^$' | head -25
+      grep -v '^#' | grep -v '^$' | sed -E 's/ +- +- +$//' | head -25
     echo '```'
     echo
   } >>"$out"

@@ -348,6 +348,12 @@ if sn or cp:
 if not rows.get(("generated", c, "tree", "files_count")) and not sn:
     w("_Not run yet (`bench/run.sh synthetic`)._\n")
 
+ana = os.path.join(HERE, "analysis.md")
+if os.path.exists(ana):
+    w("## Analysis\n")
+    w("_Written by hand from the run above (bench/analysis.md)._\n")
+    w(open(ana).read().rstrip() + "\n")
+
 prof = os.path.join(RES, "profile.md")
 if os.path.exists(prof):
     w("## Profiles\n")
