@@ -75,6 +75,10 @@ run_tree() { # WORKLOAD CASE NFILES ORDER-INDEX [gen args...]
   for t in $tools; do
     rmtree "$T"
     $GEN --files "$n" --part sources --edit 1 "$@" "$T" >/dev/null
+    # RESTORE_SETTLE=N: wait N s before the restore. On an ext4 without a
+    # journal, creating files within dirty_expire_centisecs (30 s) of deleting
+    # many makes the inode allocator skip "recently deleted" inodes one by one.
+    sync; sleep "${RESTORE_SETTLE:-0}"
     case $t in
       ours)
         warm "$T" "$W/ours-ckpt"
