@@ -344,7 +344,15 @@ if sn or cp:
     w(f"Snapshot of a warm {mb(num('snapshot-1g', '70k', 'tree', 'built_bytes'))} / 70,000-file tree "
       f"(3 runs, median): nix-checkpoint `snapshot` {s_(statistics.median(sn) if sn else None, 3)} "
       f"({', '.join(f'{x:.3f}' for x in sn)}); nixpkgs `cp -r ./* $out/sources` "
-      f"{s_(statistics.median(cp) if cp else None, 3)} ({', '.join(f'{x:.3f}' for x in cp)}).\n")
+      f"{s_(statistics.median(cp) if cp else None, 3)} ({', '.join(f'{x:.3f}' for x in cp)}).")
+    sc = [cpu("snapshot-1g", "70k", "ours", f"snapshot#{r}") for r in (1, 2, 3)]
+    cc = [cpu("snapshot-1g", "70k", "nixpkgs", f"snapshot#{r}") for r in (1, 2, 3)]
+    if all(x is not None for x in sc + cc):
+        w(f"CPU seconds (user + sys): nix-checkpoint {', '.join(f'{x:.2f}' for x in sc)}; "
+          f"nixpkgs {', '.join(f'{x:.2f}' for x in cc)}. Target for the snapshot: ≤ 1.5 s warm "
+          f"(wall at this load: {met(statistics.median(sn) <= 1.5) if sn else '–'}; "
+          f"CPU: {met(statistics.median(sc) <= 1.5)}).")
+    w("")
 if not rows.get(("generated", c, "tree", "files_count")) and not sn:
     w("_Not run yet (`bench/run.sh synthetic`)._\n")
 
