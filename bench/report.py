@@ -202,8 +202,15 @@ if any(k[0] == W for k in rows):
         w(f"| {label}: total (prepare + restore + make) | {s_(o_t)} | {s_(n_t)} | {ratio(n_t, o_t)} | | |")
 
         def ident(v):
-            return "–" if v is None else ("identical" if v == ref else f"**differs** ({v})")
-        w(f"| {label}: vmlinux vs clean build | {ident(o_v)} | {ident(n_v)} | | identical | {met(None if o_v is None else o_v == ref)} |")
+            if v is None:
+                return "–"
+            if ref is None:  # no clean reference build (yet): compare the two tools
+                other = n_v if v == o_v else o_v
+                if other is None:
+                    return f"{v} (no clean build yet)"
+                return f"{v} (no clean build yet; {'same as' if v == other else 'differs from'} the other tool's)"
+            return "identical" if v == ref else f"**differs** ({v})"
+        w(f"| {label}: vmlinux vs clean build | {ident(o_v)} | {ident(n_v)} | | identical | {met(None if (o_v is None or ref is None) else o_v == ref)} |")
     o_pk, n_pk = peak_rss(W, "ours"), peak_rss(W, "nixpkgs")
     w(f"| peak memory (max RSS of any step) | {kb(o_pk)} | {kb(n_pk)} | | ≤ 200 MB | {met(None if o_pk is None else o_pk <= 200 * 1024)} |")
     snaps = rows.get((W, "snapshot-warm", "ours", "snapshot#1"))
