@@ -21,7 +21,7 @@ $GEN --part sources "$T" >/dev/null
 out=$RESULTS_DIR/profile.md
 mkdir -p "$RESULTS_DIR"
 {
-  echo "perf record -e cpu-clock -g (frame pointers unavailable: --call-graph dwarf is too heavy here, so flat self-time),"
+  echo "perf record -e cpu-clock -F 2000 (no hardware counters in this VM; flat self time, no call graphs),"
   echo "symbolised release build, synthetic tree of $N files, warm."
   echo
 } >"$out"
