@@ -454,6 +454,23 @@ fn tree_err(path: &Path, op: &str, source: io::Error) -> FormatError {
     }
 }
 
+thread_local! {
+    static COMPRESSOR: std::cell::RefCell<Option<(i32, zstd::bulk::Compressor<'static>)>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// `zstd::bulk::compress` with one context per thread (and level): the
+/// same bytes, without a context allocated and zeroed per blob.
+fn compress_small(raw: &[u8], level: i32) -> io::Result<Vec<u8>> {
+    COMPRESSOR.with(|cell| {
+        let mut cell = cell.borrow_mut();
+        if cell.as_ref().map(|(l, _)| *l) != Some(level) {
+            *cell = Some((level, zstd::bulk::Compressor::new(level)?));
+        }
+        cell.as_mut().expect("just set").1.compress(raw)
+    })
+}
+
 fn prepare_small(blob: &BlobFile, level: i32) -> Result<Prepared, FormatError> {
     let mut src = SourceReader::open(blob)?;
     let mut raw = Vec::with_capacity(blob.size as usize);
@@ -464,7 +481,7 @@ fn prepare_small(blob: &BlobFile, level: i32) -> Result<Prepared, FormatError> {
         (Compression::Raw, raw)
     } else {
         let packed =
-            zstd::bulk::compress(&raw, level).map_err(|e| tree_err(&blob.path, "compress", e))?;
+            compress_small(&raw, level).map_err(|e| tree_err(&blob.path, "compress", e))?;
         // Incompressible content is stored raw (and can then be copied
         // with copy_file_range).
         if packed.len() < raw.len() {
@@ -734,6 +751,9 @@ impl PackReader {
         rec: &BlobRecord,
         sink: &mut dyn FnMut(&[u8]) -> Result<(), FormatError>,
     ) -> Result<(), FormatError> {
+        if let Some(content) = self.decompress_small(rec) {
+            return sink(&content);
+        }
         let op = || format!("read blob {:032x}", rec.hash);
         let corrupt = |detail: String| FormatError::Corrupt {
             role: Role::Checkpoint,
@@ -788,6 +808,48 @@ impl PackReader {
             return Err(corrupt("checksum mismatch".into()));
         }
         Ok(())
+    }
+}
+
+/// Blobs up to this size are decompressed in one call with a per-thread
+/// context: creating a zstd context per blob cost more than decompressing
+/// the small ones.
+const SMALL_BLOB: u64 = 8 << 20;
+
+thread_local! {
+    static DECOMPRESSOR: std::cell::RefCell<Option<zstd::bulk::Decompressor<'static>>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+impl PackReader {
+    /// The fast path of `stream_record` for a small zstd blob: its content,
+    /// checked, or `None` to take the streaming path, which also gives the
+    /// precise error for a blob that fails (bomb, truncation, checksum).
+    fn decompress_small(&self, rec: &BlobRecord) -> Option<Vec<u8>> {
+        if rec.compression != Compression::Zstd
+            || rec.raw_size > SMALL_BLOB
+            || rec.stored_len > SMALL_BLOB
+        {
+            return None;
+        }
+        let mut stored = vec![0u8; rec.stored_len as usize];
+        self.file.read_exact_at(&mut stored, rec.offset).ok()?;
+        // The capacity bounds the output: a frame that decompresses beyond
+        // the declared size fails here.
+        let mut content = Vec::with_capacity(rec.raw_size as usize);
+        DECOMPRESSOR
+            .with(|cell| {
+                let mut cell = cell.borrow_mut();
+                let decompressor = match cell.as_mut() {
+                    Some(d) => d,
+                    None => cell.insert(zstd::bulk::Decompressor::new().ok()?),
+                };
+                decompressor
+                    .decompress_to_buffer(&stored, &mut content)
+                    .ok()
+            })
+            .filter(|&n| n as u64 == rec.raw_size)?;
+        (xxhash_rust::xxh3::xxh3_128(&content) == rec.checksum).then_some(content)
     }
 }
 
