@@ -77,7 +77,8 @@ build() { # CASE TOOL STEP
   measure "$WL" "$1" "$2" "$3" -- make -C "$T" -j"$JOBS" vmlinux
   local logf=$RESULTS_DIR/logs/$WL.$1.$2.$3.log
   LAST_UNITS=$(grep -cE '^\s+(CC|AS)\s' "$logf" || true)
-  LAST_UNIT_LIST=$(grep -E '^\s+(CC|AS)\s' "$logf" | awk '{print $2}' | head -8 | paste -sd' ')
+  # head closes the pipe early: under pipefail that SIGPIPE must not end the run
+  LAST_UNIT_LIST=$(grep -E '^\s+(CC|AS)\s' "$logf" | awk '{print $2}' | head -8 | paste -sd' ' || true)
   record "$WL" "$1" "$2" "${3}_units_count" "$LAST_UNITS" "" "$LAST_UNIT_LIST"
 }
 
