@@ -285,29 +285,13 @@ pub fn create_file(
     mode: u32,
     mtime: Timestamp,
 ) -> Result<(), (crate::apply::error::Op, Errno)> {
-    use crate::apply::error::Op;
-    let fd = fcntl::openat(
-        Some(dir.as_raw_fd()),
-        name,
-        OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
-        Mode::from_bits_truncate(0o600),
-    )
-    .map_err(|e| (Op::CreateFile, e))?;
-    // SAFETY: a fresh fd from openat, owned by nobody else.
-    let mut file = File::from(unsafe { OwnedFd::from_raw_fd(fd) });
-    if !content.is_empty() {
-        file.write_all(content).map_err(|e| {
-            (
-                Op::Write,
-                Errno::from_raw(e.raw_os_error().unwrap_or(nix::libc::EIO)),
-            )
-        })?;
-    }
-    // Mode after writing (the content may be read-only); times last.
-    stat::fchmod(file.as_raw_fd(), mode_bits(mode)).map_err(|e| (Op::SetMode, e))?;
-    stat::futimens(file.as_raw_fd(), &TimeSpec::UTIME_OMIT, &timespec(mtime))
-        .map_err(|e| (Op::SetTimes, e))?;
-    Ok(())
+    create_file_with(dir, name, mode, mtime, |file| {
+        if !content.is_empty() {
+            file.write_all(content)?;
+        }
+        Ok(content.len() as u64)
+    })
+    .map(|_| ())
 }
 
 /// [`create_file`] with the content written by `write` (which returns the
@@ -335,6 +319,7 @@ pub fn create_file_with(
             Errno::from_raw(e.raw_os_error().unwrap_or(nix::libc::EIO)),
         )
     })?;
+    // Mode after writing (the content may be read-only); times last.
     stat::fchmod(file.as_raw_fd(), mode_bits(mode)).map_err(|e| (Op::SetMode, e))?;
     stat::futimens(file.as_raw_fd(), &TimeSpec::UTIME_OMIT, &timespec(mtime))
         .map_err(|e| (Op::SetTimes, e))?;
