@@ -156,7 +156,7 @@ mod tests {
             ("out", out.clone()),
             ("dev", dev.clone()),
             ("nativeBuildInputs", format!("{gcc} {me}")),
-            ("buildInputs", format!("{zlib}")),
+            ("buildInputs", zlib.to_string()),
             (
                 "NIX_CFLAGS_COMPILE",
                 format!("-isystem {zlib}/include -DOUT={out}"),

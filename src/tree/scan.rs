@@ -191,11 +191,11 @@ fn walk(root: &Path, exclusions: &Exclusions) -> Result<Vec<Walked>, ScanError> 
         .min_depth(1)
         .sort_by_file_name()
         .into_iter();
-    let mut walker = walker.filter_entry(|e| {
+    let walker = walker.filter_entry(|e| {
         let rel = e.path().strip_prefix(root).unwrap_or(e.path());
         !exclusions.excludes(rel.as_os_str().as_bytes())
     });
-    while let Some(item) = walker.next() {
+    for item in walker {
         let entry = item.map_err(|e| {
             let path = e.path().unwrap_or(root).to_path_buf();
             let source = e
