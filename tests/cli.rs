@@ -319,3 +319,36 @@ fn every_command_ends_with_a_summary_line() {
         );
     }
 }
+
+/// Regression (chain v4 in the Nix tests): a checkpoint saved less than a
+/// second ago makes the fresh mtime (newest restored + 1 s) lie in the
+/// future; a build step that ran at once wrote a product older than its
+/// changed source, and the next build compiled it again.
+#[test]
+fn restore_returns_only_once_fresh_mtimes_are_in_the_past() {
+    let ws = Workspace::new();
+    let checkpoint = built_checkpoint(&ws, &[]);
+    let root = fresh_sources(&ws);
+    std::fs::write(root.join("src/a.c"), "int a = 2;\n").unwrap();
+    ws.run_ok(&[
+        "restore",
+        "--root",
+        root.to_str().unwrap(),
+        checkpoint.to_str().unwrap(),
+    ]);
+    let product = filetime::FileTime::from_last_modification_time(
+        &std::fs::metadata(root.join("src/a.o")).unwrap(),
+    );
+    let changed = filetime::FileTime::from_last_modification_time(
+        &std::fs::metadata(root.join("src/a.c")).unwrap(),
+    );
+    assert!(
+        changed > product,
+        "the changed source is newer than the restored product"
+    );
+    let now = filetime::FileTime::now();
+    assert!(
+        now > changed,
+        "restore returned while the fresh mtime {changed} was still ahead of the clock ({now})"
+    );
+}

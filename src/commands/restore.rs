@@ -31,6 +31,21 @@ fn fall_back(reason: String, started: Instant, warnings: Vec<String>) -> Report 
     }
 }
 
+/// Returns once the clock has passed `fresh`. The fresh mtime is at least
+/// 1 s newer than everything restored, so for a checkpoint saved less than
+/// a second ago it lies in the future; a build step that then ran at once
+/// would write products older than the sources they come from, and the
+/// next build would compile them again. Waits at most that second.
+fn wait_until_past(fresh: Timestamp) {
+    let fresh =
+        std::time::UNIX_EPOCH + std::time::Duration::new(fresh.secs.max(0) as u64, fresh.nanos);
+    if let Ok(ahead) = fresh.duration_since(std::time::SystemTime::now()) {
+        std::thread::sleep(
+            ahead.min(std::time::Duration::from_secs(2)) + std::time::Duration::from_millis(1),
+        );
+    }
+}
+
 pub fn run(
     tree: &TreeConfig,
     checkpoint: &Path,
@@ -141,6 +156,7 @@ pub fn run(
         }
         Err(e) => return Err(e.into()),
     };
+    wait_until_past(plan.fresh_mtime);
     let secs = seconds(started);
     Ok(Report {
         exit: ExitCode::Success,
