@@ -524,30 +524,12 @@ fn craft(
         area.extend_from_slice(&b.stored);
     }
     finish(&mut e);
-    assemble(&area, &e.0, 1, None)
+    assemble(&area, &e.0, None)
 }
 
-fn assemble(area: &[u8], section_raw: &[u8], compression: u8, declared: Option<u64>) -> Vec<u8> {
-    let stored = if compression == 1 {
-        zstd::bulk::compress(section_raw, 3).unwrap()
-    } else {
-        section_raw.to_vec()
-    };
-    let header = header_bytes(&PACK_MAGIC);
-    let trailer = Trailer {
-        section_offset: HEADER_LEN + area.len() as u64,
-        section_stored: stored.len() as u64,
-        section_raw: declared.unwrap_or(section_raw.len() as u64),
-        compression,
-        section_checksum: xxh3_128(&stored),
-    };
-    [
-        &header[..],
-        area,
-        &stored,
-        &trailer_bytes(&header, &trailer),
-    ]
-    .concat()
+/// The pack `testing::assemble` builds, its section one zstd frame.
+fn assemble(area: &[u8], section_raw: &[u8], declared: Option<u64>) -> Vec<u8> {
+    super::testing::assemble(area, section_raw, true, declared)
 }
 
 fn open_bytes(bytes: &[u8]) -> Result<PackReader, FormatError> {
@@ -705,7 +687,7 @@ fn hostile_manifests_are_unsafe() {
     e.i64(0);
     e.u32(0);
     e.u32(0);
-    assert_unsafe(&assemble(&[], &e.0, 1, None), "unknown kind");
+    assert_unsafe(&assemble(&[], &e.0, None), "unknown kind");
 }
 
 #[test]
@@ -716,7 +698,7 @@ fn hostile_counts_and_sizes_are_unsafe() {
         codec::encode_info(&mut e, &info());
         e.u32(count);
         e.0.extend_from_slice(&[0; 64]);
-        assert_unsafe(&assemble(&[], &e.0, 1, None), "huge entry count");
+        assert_unsafe(&assemble(&[], &e.0, None), "huge entry count");
     }
     // Huge blob count.
     let mut e = Enc::default();
@@ -724,13 +706,13 @@ fn hostile_counts_and_sizes_are_unsafe() {
     e.u32(0);
     e.u32(0);
     e.u32(u32::MAX);
-    assert_unsafe(&assemble(&[], &e.0, 1, None), "huge blob count");
+    assert_unsafe(&assemble(&[], &e.0, None), "huge blob count");
     // Huge output / dependency counts.
     let mut e = Enc::default();
     e.bytes16(b"/build");
     e.bytes16(b"/nix/store");
     e.u32(u32::MAX);
-    assert_unsafe(&assemble(&[], &e.0, 1, None), "huge output count");
+    assert_unsafe(&assemble(&[], &e.0, None), "huge output count");
     // A declared manifest size beyond the limit.
     let mut e = Enc::default();
     codec::encode_info(&mut e, &info());
@@ -738,12 +720,12 @@ fn hostile_counts_and_sizes_are_unsafe() {
     e.u32(0);
     e.u32(0);
     assert_unsafe(
-        &assemble(&[], &e.0, 1, Some(MAX_SECTION_RAW + 1)),
+        &assemble(&[], &e.0, Some(MAX_SECTION_RAW + 1)),
         "huge declared section",
     );
     // A declared size smaller than the real one.
     assert_unsafe(
-        &assemble(&[], &e.0, 1, Some(e.0.len() as u64 - 1)),
+        &assemble(&[], &e.0, Some(e.0.len() as u64 - 1)),
         "section larger than declared",
     );
     // A huge blob raw size.
@@ -823,10 +805,7 @@ fn hostile_layouts_are_unsafe() {
         e.u8(0);
         e.0.extend_from_slice(&[0; 7]);
     }
-    assert_unsafe(
-        &assemble(&hashes[0].1[..], &e.0, 1, None),
-        "overlapping blobs",
-    );
+    assert_unsafe(&assemble(&hashes[0].1[..], &e.0, None), "overlapping blobs");
     // Bad output and dependency paths.
     for (name, path) in [
         ("out", &b"/etc/passwd"[..]),
