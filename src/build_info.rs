@@ -3,6 +3,7 @@
 //!
 //! [`BuildInfo::from_env`] is pure: `config` hands it the environment as data.
 
+use crate::recipe::Recipe;
 use crate::store_path::{find_store_paths, StorePath};
 use std::collections::BTreeSet;
 
@@ -17,6 +18,8 @@ pub struct BuildInfo {
     pub outputs: Vec<(String, StorePath)>,
     /// Store paths of inputs and toolchain, sorted and unique.
     pub dependencies: Vec<StorePath>,
+    /// Every variable of the build, masked (see [`Recipe::masked`]).
+    pub recipe: Recipe,
 }
 
 /// Variables whose store paths are dependencies, besides every variable named
@@ -81,55 +84,25 @@ impl BuildInfo {
             .filter(|p| !is_excluded(p))
             .collect();
 
-        BuildInfo {
+        let mut info = BuildInfo {
             root,
             store_dir,
             outputs,
             dependencies: dependencies.into_iter().collect(),
-        }
+            recipe: Recipe::default(),
+        };
+        info.recipe = Recipe::from_env(vars.iter().copied()).masked(&info);
+        info
+    }
+
+    /// Replaces the recipe (read from the environment) with `recipe`, masked.
+    pub fn with_recipe(mut self, recipe: &Recipe) -> BuildInfo {
+        self.recipe = recipe.masked(&self);
+        self
     }
 
     pub fn output(&self, name: &str) -> Option<&StorePath> {
         self.outputs.iter().find(|(n, _)| n == name).map(|(_, p)| p)
-    }
-}
-
-/// How the dependencies of two builds differ, for the fallback message.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct DependencyChange {
-    pub removed: Vec<StorePath>,
-    pub added: Vec<StorePath>,
-}
-
-impl DependencyChange {
-    pub fn between(old: &BuildInfo, new: &BuildInfo) -> Option<DependencyChange> {
-        let old_set: BTreeSet<&StorePath> = old.dependencies.iter().collect();
-        let new_set: BTreeSet<&StorePath> = new.dependencies.iter().collect();
-        let removed: Vec<StorePath> = old_set.difference(&new_set).map(|p| (*p).clone()).collect();
-        let added: Vec<StorePath> = new_set.difference(&old_set).map(|p| (*p).clone()).collect();
-        (!removed.is_empty() || !added.is_empty()).then_some(DependencyChange { removed, added })
-    }
-}
-
-impl std::fmt::Display for DependencyChange {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let list = |paths: &[StorePath]| {
-            paths
-                .iter()
-                .map(|p| p.to_string())
-                .collect::<Vec<_>>()
-                .join(", ")
-        };
-        match (self.removed.is_empty(), self.added.is_empty()) {
-            (false, false) => write!(
-                f,
-                "{} replaced by {}",
-                list(&self.removed),
-                list(&self.added)
-            ),
-            (false, true) => write!(f, "no longer built with {}", list(&self.removed)),
-            _ => write!(f, "now also built with {}", list(&self.added)),
-        }
     }
 }
 
@@ -185,24 +158,5 @@ mod tests {
                 .collect::<Vec<_>>(),
             vec![gcc, zlib]
         );
-    }
-
-    #[test]
-    fn describes_a_changed_dependency() {
-        let mk = |deps: &[String]| BuildInfo {
-            dependencies: deps
-                .iter()
-                .map(|d| StorePath::parse(b"/nix/store", d.as_bytes()).unwrap())
-                .collect(),
-            ..Default::default()
-        };
-        let (a, b) = (mk(&[path('c', "gcc-12")]), mk(&[path('d', "gcc-13")]));
-        let change = DependencyChange::between(&a, &b).unwrap();
-        assert!(
-            change.to_string().contains("gcc-12")
-                && change.to_string().contains("replaced by")
-                && change.to_string().contains("gcc-13")
-        );
-        assert!(DependencyChange::between(&a, &a).is_none());
     }
 }

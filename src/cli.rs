@@ -32,15 +32,25 @@ pub struct RootArg {
     pub root: Option<PathBuf>,
 }
 
+#[derive(Debug, Args)]
+pub struct RecipeArg {
+    /// The build's shell variables as the setup hook dumps them (NUL-separated); without it the
+    /// recipe is the environment (plus $NIX_ATTRS_JSON_FILE under structured attrs).
+    #[arg(long, value_name = "FILE")]
+    pub shell_vars: Option<PathBuf>,
+}
+
 #[derive(Debug, Subcommand)]
 pub enum CliCommand {
-    /// Record the tree just before the build step (after unpack, patch, configure).
+    /// Record the tree before the build (after unpack and patch; the setup hook runs it before configure).
     Snapshot {
         #[command(flatten)]
         root: RootArg,
         /// Where to write the snapshot state (may be inside the root; it is left out of every scan).
         #[arg(long, value_name = "FILE")]
         state: PathBuf,
+        #[command(flatten)]
+        recipe: RecipeArg,
     },
     /// After install: write a checkpoint of everything the build created or changed.
     Save {
@@ -66,12 +76,32 @@ pub enum CliCommand {
         /// Print the plan (written, deleted, re-timed, kept fresh) and change nothing.
         #[arg(long)]
         dry_run: bool,
-        /// Restore even though the dependencies changed.
+        /// Restore even though the build's recipe (variables, dependencies) changed.
         #[arg(long)]
         force: bool,
+        /// The tree is not configured yet: restore now and say that configure may be skipped (exit 0),
+        /// or exit 12 (nothing restored) when configure must run first.
+        #[arg(long)]
+        before_configure: bool,
+        #[command(flatten)]
+        recipe: RecipeArg,
         /// Treat a missing, corrupt or unsupported checkpoint as a fallback (exit 3, tree untouched) instead of an error.
         #[arg(long)]
         fallback_on_error: bool,
+    },
+    /// Around the configure phase: record which files configure reads (by their access times).
+    TrackConfigure {
+        #[command(flatten)]
+        root: RootArg,
+        /// The state that `snapshot` wrote.
+        #[arg(long, value_name = "FILE")]
+        state: PathBuf,
+        /// Before configure: reset the access time of every file of the snapshot.
+        #[arg(long, conflicts_with = "finish", required_unless_present = "finish")]
+        start: bool,
+        /// After configure: write what it read to .nckp-configure/reads in the tree.
+        #[arg(long)]
+        finish: bool,
     },
     /// Show what a checkpoint holds.
     Inspect {

@@ -3,7 +3,8 @@
 //! variables) or asks where the running binary lives.
 
 use crate::build_info::BuildInfo;
-use crate::cli::{Cli, CliCommand, RootArg};
+use crate::cli::{Cli, CliCommand, RecipeArg, RootArg};
+use crate::recipe::Recipe;
 use crate::store_path::StorePath;
 use crate::tree::scan::Exclusions;
 use crate::tree::RelPath;
@@ -24,6 +25,11 @@ pub enum Command {
         tree: TreeConfig,
         state: PathBuf,
     },
+    TrackConfigure {
+        tree: TreeConfig,
+        state: PathBuf,
+        finish: bool,
+    },
     Save {
         tree: TreeConfig,
         state: PathBuf,
@@ -36,6 +42,7 @@ pub enum Command {
         dry_run: bool,
         force: bool,
         fallback_on_error: bool,
+        before_configure: bool,
     },
     Inspect {
         checkpoint: PathBuf,
@@ -68,6 +75,8 @@ pub enum ConfigError {
     },
     #[error("the build directory {0} is not a directory")]
     RootNotDirectory(PathBuf),
+    #[error("cannot read the shell variables {path}: {detail} (the setup hook writes this file; rerun the build)")]
+    ShellVars { path: PathBuf, detail: String },
 }
 
 impl Config {
@@ -81,7 +90,8 @@ impl Config {
         let tree = |root: RootArg,
                     state: Option<&Path>,
                     output: Option<&Path>,
-                    checkpoint: Option<&Path>|
+                    checkpoint: Option<&Path>,
+                    recipe: Option<RecipeArg>|
          -> Result<TreeConfig, ConfigError> {
             let root = root
                 .root
@@ -102,8 +112,13 @@ impl Config {
             if let Some(checkpoint) = checkpoint {
                 excluded.extend(store_path_of(checkpoint));
             }
-            let info =
+            let mut info =
                 BuildInfo::from_env(root.as_os_str().as_bytes().to_vec(), env_ref(), &excluded);
+            if let Some(recipe) =
+                read_recipe(recipe.and_then(|r| r.shell_vars).as_deref(), env_ref())?
+            {
+                info = info.with_recipe(&recipe);
+            }
             Ok(TreeConfig {
                 root,
                 exclusions,
@@ -112,9 +127,23 @@ impl Config {
         };
 
         let command = match cli.command {
-            CliCommand::Snapshot { root, state } => Command::Snapshot {
-                tree: tree(root, Some(&state), None, None)?,
+            CliCommand::Snapshot {
+                root,
                 state,
+                recipe,
+            } => Command::Snapshot {
+                tree: tree(root, Some(&state), None, None, Some(recipe))?,
+                state,
+            },
+            CliCommand::TrackConfigure {
+                root,
+                state,
+                start: _,
+                finish,
+            } => Command::TrackConfigure {
+                tree: tree(root, Some(&state), None, None, None)?,
+                state,
+                finish,
             },
             CliCommand::Save {
                 root,
@@ -122,7 +151,7 @@ impl Config {
                 output,
                 level,
             } => Command::Save {
-                tree: tree(root, Some(&state), Some(&output), None)?,
+                tree: tree(root, Some(&state), Some(&output), None, None)?,
                 state,
                 output,
                 level,
@@ -133,12 +162,15 @@ impl Config {
                 dry_run,
                 force,
                 fallback_on_error,
+                before_configure,
+                recipe,
             } => Command::Restore {
-                tree: tree(root, None, None, Some(&checkpoint))?,
+                tree: tree(root, None, None, Some(&checkpoint), Some(recipe))?,
                 checkpoint,
                 dry_run,
                 force,
                 fallback_on_error,
+                before_configure,
             },
             CliCommand::Inspect { checkpoint, list } => Command::Inspect { checkpoint, list },
             CliCommand::Verify { checkpoint } => Command::Verify { checkpoint },
@@ -150,6 +182,40 @@ impl Config {
             jobs: cli.jobs,
         })
     }
+}
+
+/// The recipe from the setup hook's dump of the shell variables, or, without
+/// one, under structured attrs, the environment plus the attrs file (`None`:
+/// the environment alone, which `BuildInfo::from_env` already took).
+fn read_recipe<'a>(
+    shell_vars: Option<&Path>,
+    env: impl Iterator<Item = (&'a str, &'a str)> + Clone,
+) -> Result<Option<Recipe>, ConfigError> {
+    if let Some(path) = shell_vars {
+        let bytes = std::fs::read(path).map_err(|e| ConfigError::ShellVars {
+            path: path.to_owned(),
+            detail: e.to_string(),
+        })?;
+        let recipe = Recipe::parse_shell_dump(&bytes).map_err(|detail| ConfigError::ShellVars {
+            path: path.to_owned(),
+            detail,
+        })?;
+        return Ok(Some(recipe));
+    }
+    let Some((_, attrs)) = env.clone().find(|(k, _)| *k == "NIX_ATTRS_JSON_FILE") else {
+        return Ok(None);
+    };
+    let attrs = Path::new(attrs);
+    let json: serde_json::Value = std::fs::read(attrs)
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .ok_or_else(|| ConfigError::ShellVars {
+            path: attrs.to_owned(),
+            detail: "not readable as JSON".into(),
+        })?;
+    let mut recipe = Recipe::from_env(env);
+    recipe.add_structured_attrs(&json);
+    Ok(Some(recipe))
 }
 
 fn absolute(path: &Path) -> Result<PathBuf, ConfigError> {

@@ -34,6 +34,10 @@ pub enum ExitCode {
     /// An earlier restore into this tree was interrupted: the tree is half
     /// restored and must be rebuilt from scratch.
     RestoreInterrupted = 11,
+    /// `restore --before-configure` restored nothing yet: configure must run
+    /// first (its inputs or variables changed); run `restore` again after it.
+    /// The tree is untouched.
+    Deferred = 12,
 }
 
 impl ExitCode {
@@ -41,7 +45,7 @@ impl ExitCode {
         self as u8
     }
 
-    pub const ALL: [ExitCode; 12] = [
+    pub const ALL: [ExitCode; 13] = [
         ExitCode::Success,
         ExitCode::Internal,
         ExitCode::Usage,
@@ -54,5 +58,6 @@ impl ExitCode {
         ExitCode::TreeUnreadable,
         ExitCode::WriteFailed,
         ExitCode::RestoreInterrupted,
+        ExitCode::Deferred,
     ];
 }

@@ -13,7 +13,9 @@ pub mod commands;
 pub mod config;
 pub mod error;
 pub mod exit_code;
+pub mod gate;
 pub mod merge;
+pub mod recipe;
 pub mod store_path;
 pub mod tree;
 

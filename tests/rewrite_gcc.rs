@@ -61,6 +61,7 @@ fn info(hash: &str) -> BuildInfo {
             StorePath::parse(b"/nix/store", path.as_bytes()).unwrap(),
         )],
         dependencies: vec![],
+        recipe: Default::default(),
     }
 }
 

@@ -356,6 +356,32 @@ pub fn set_mtime(dir: BorrowedFd<'_>, name: &[u8], mtime: Timestamp) -> Result<(
     )
 }
 
+/// The atime of `name` itself, leaving its mtime (the configure-read
+/// tracker's reset: an access time older than the inode change time makes
+/// even a `relatime` mount record the next read).
+pub fn set_atime(dir: BorrowedFd<'_>, name: &[u8], atime: Timestamp) -> Result<(), Errno> {
+    stat::utimensat(
+        Some(dir.as_raw_fd()),
+        name,
+        &timespec(atime),
+        &TimeSpec::UTIME_OMIT,
+        UtimensatFlags::NoFollowSymlink,
+    )
+}
+
+/// The atime of `name` itself (never a symlink's target's).
+pub fn atime(dir: BorrowedFd<'_>, name: &[u8]) -> Result<Timestamp, Errno> {
+    let st = stat::fstatat(
+        Some(dir.as_raw_fd()),
+        name,
+        fcntl::AtFlags::AT_SYMLINK_NOFOLLOW,
+    )?;
+    Ok(Timestamp {
+        secs: st.st_atime,
+        nanos: st.st_atime_nsec as u32,
+    })
+}
+
 /// Sets the permission bits of a file or directory, refusing a symlink
 /// (Linux has no symlink modes, and following one could chmod anything).
 pub fn set_mode(dir: BorrowedFd<'_>, name: &[u8], mode: u32) -> Result<(), EntryError> {

@@ -5,6 +5,7 @@
 
 use super::error::{FormatError, Role};
 use crate::build_info::BuildInfo;
+use crate::recipe::{Recipe, Value};
 use crate::store_path::StorePath;
 use crate::tree::manifest::PERMISSION_BITS;
 use crate::tree::{Entry, Manifest, Node, RelPath, Timestamp};
@@ -14,7 +15,7 @@ use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 /// Version of both the pack and the state format.
-pub const FORMAT_VERSION: u32 = 1;
+pub const FORMAT_VERSION: u32 = 2;
 pub const HEADER_LEN: u64 = 16;
 pub const TRAILER_LEN: u64 = 64;
 
@@ -32,6 +33,12 @@ pub const MAX_BLOBS: usize = 8 << 20;
 pub const MAX_OUTPUTS: usize = 1024;
 /// Most dependencies accepted in build info.
 pub const MAX_DEPENDENCIES: usize = 1 << 20;
+/// Most variables accepted in a recipe.
+pub const MAX_RECIPE_VARS: usize = 1 << 16;
+/// Longest recipe variable name.
+pub const MAX_RECIPE_NAME: usize = 255;
+/// Longest recipe value (or array item).
+pub const MAX_RECIPE_VALUE: usize = 16 << 20;
 /// Largest raw size accepted for one blob (1 TiB).
 pub const MAX_BLOB_SIZE: u64 = 1 << 40;
 /// Longest output name accepted.
@@ -77,6 +84,12 @@ impl Enc {
     }
     pub fn count(&mut self, n: usize) {
         self.u32(u32::try_from(n).unwrap_or(u32::MAX));
+    }
+    /// `u32` length then the bytes (saturating like [`Enc::bytes16`]).
+    pub fn bytes32(&mut self, b: &[u8]) {
+        let n = b.len().min(u32::MAX as usize);
+        self.u32(n as u32);
+        self.0.extend_from_slice(&b[..n]);
     }
 }
 
@@ -137,6 +150,14 @@ impl<'a> Dec<'a> {
         }
         self.take(n)
     }
+    /// A `u32`-length byte string of at most `max` bytes.
+    pub fn bytes32(&mut self, max: usize, what: &str) -> DecResult<&'a [u8]> {
+        let n = self.u32()? as usize;
+        if n > max {
+            return Err(format!("{what} is {n} bytes long, the limit is {max}"));
+        }
+        self.take(n)
+    }
     /// A `u32` count of items of at least `min_size` bytes each, checked
     /// against `max` and against the bytes actually left, so that nothing is
     /// ever allocated from an unchecked count.
@@ -175,6 +196,83 @@ pub fn encode_info(e: &mut Enc, info: &BuildInfo) {
     for dep in &info.dependencies {
         e.bytes16(dep.as_bytes());
     }
+    encode_recipe(e, &info.recipe);
+}
+
+const VALUE_SCALAR: u8 = 0;
+const VALUE_ARRAY: u8 = 1;
+const VALUE_ASSOC: u8 = 2;
+
+fn encode_recipe(e: &mut Enc, recipe: &Recipe) {
+    e.count(recipe.vars.len());
+    for (name, value) in &recipe.vars {
+        e.bytes16(name.as_bytes());
+        match value {
+            Value::Scalar(v) => {
+                e.u8(VALUE_SCALAR);
+                e.bytes32(v);
+            }
+            Value::Array(items) => {
+                e.u8(VALUE_ARRAY);
+                e.count(items.len());
+                for item in items {
+                    e.bytes32(item);
+                }
+            }
+            Value::Assoc(pairs) => {
+                e.u8(VALUE_ASSOC);
+                e.count(pairs.len());
+                for (k, v) in pairs {
+                    e.bytes32(k);
+                    e.bytes32(v);
+                }
+            }
+        }
+    }
+}
+
+fn decode_recipe(d: &mut Dec) -> DecResult<Recipe> {
+    let n = d.count(7, MAX_RECIPE_VARS, "recipe variables")?;
+    let mut vars = std::collections::BTreeMap::new();
+    let mut last: Option<String> = None;
+    for _ in 0..n {
+        let name = d.bytes16(MAX_RECIPE_NAME, "a recipe variable name")?;
+        let name = std::str::from_utf8(name)
+            .ok()
+            .filter(|s| !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_'))
+            .ok_or_else(|| format!("bad recipe variable name {:?}", lossy(name)))?
+            .to_string();
+        if last.as_ref().is_some_and(|l| *l >= name) {
+            return Err(format!(
+                "recipe variable {name:?} is listed twice or out of order"
+            ));
+        }
+        let value = match d.u8()? {
+            VALUE_SCALAR => Value::Scalar(d.bytes32(MAX_RECIPE_VALUE, "a recipe value")?.to_vec()),
+            VALUE_ARRAY => {
+                let k = d.count(4, MAX_RECIPE_VARS, "array items")?;
+                let mut items = Vec::with_capacity(k);
+                for _ in 0..k {
+                    items.push(d.bytes32(MAX_RECIPE_VALUE, "an array item")?.to_vec());
+                }
+                Value::Array(items)
+            }
+            VALUE_ASSOC => {
+                let k = d.count(8, MAX_RECIPE_VARS, "associative array entries")?;
+                let mut pairs = Vec::with_capacity(k);
+                for _ in 0..k {
+                    let key = d.bytes32(MAX_RECIPE_VALUE, "an array key")?.to_vec();
+                    let value = d.bytes32(MAX_RECIPE_VALUE, "an array value")?.to_vec();
+                    pairs.push((key, value));
+                }
+                Value::Assoc(pairs)
+            }
+            other => return Err(format!("recipe variable {name:?} has unknown kind {other}")),
+        };
+        vars.insert(name.clone(), value);
+        last = Some(name);
+    }
+    Ok(Recipe { vars })
 }
 
 fn check_absolute(bytes: &[u8], what: &str) -> DecResult<()> {
@@ -246,11 +344,13 @@ pub fn decode_info(d: &mut Dec) -> DecResult<BuildInfo> {
         }
         dependencies.push(dep);
     }
+    let recipe = decode_recipe(d)?;
     Ok(BuildInfo {
         root,
         store_dir,
         outputs,
         dependencies,
+        recipe,
     })
 }
 

@@ -139,6 +139,7 @@ impl RawPack {
                 store_dir: b"/nix/store".to_vec(),
                 outputs: Vec::new(),
                 dependencies: Vec::new(),
+                recipe: Default::default(),
             },
             before: Vec::new(),
             after: Vec::new(),

@@ -25,6 +25,10 @@ fn info() -> BuildInfo {
             ("out".into(), sp(format!("/nix/store/{H2}-hello"))),
         ],
         dependencies: vec![sp(format!("/nix/store/{H3}-gcc-13"))],
+        recipe: crate::recipe::Recipe::parse_shell_dump(
+            b"s\0makeFlags\0-j4\0a\0configureFlags\x002\0--a\0--b c\0A\0outputs\x001\0out\0@output:out@\0",
+        )
+        .unwrap(),
     }
 }
 
@@ -431,12 +435,18 @@ fn missing_and_foreign_files() {
     }
     // A future version.
     let mut future = header_bytes(&PACK_MAGIC).to_vec();
-    future[8] = 2;
+    future[8] = 3;
     future.extend_from_slice(&[0; 100]);
     std::fs::write(tmp.path().join(PACK_FILE_NAME), &future).unwrap();
     let e = PackReader::open(tmp.path()).unwrap_err();
     assert_eq!(e.exit_code(), ExitCode::CheckpointUnsupported);
-    assert!(e.to_string().contains("version 2"), "{e}");
+    assert!(e.to_string().contains("version 3"), "{e}");
+    // The previous version, which kept no recipe: a checkpoint of an older
+    // nix-checkpoint is refused as unsupported, never read as a recipe-less one.
+    future[8] = 1;
+    std::fs::write(tmp.path().join(PACK_FILE_NAME), &future).unwrap();
+    let e = PackReader::open(tmp.path()).unwrap_err();
+    assert_eq!(e.exit_code(), ExitCode::CheckpointUnsupported);
 }
 
 // ------------------------------------------------------- hostile content

@@ -64,6 +64,17 @@ pub fn run(checkpoint: &Path, list: bool, json: bool, started: Instant) -> Resul
         human_bytes(stored)
     );
 
+    let _ = writeln!(
+        body,
+        "recipe       {} variables (what restore compares; --list shows them)",
+        cp.info.recipe.vars.len()
+    );
+    if list {
+        for line in cp.info.recipe.lines() {
+            let _ = writeln!(body, "  {line}");
+        }
+    }
+
     let entries: Vec<serde_json::Value> = if list || json {
         cp.after
             .entries()
@@ -109,7 +120,7 @@ pub fn run(checkpoint: &Path, list: bool, json: bool, started: Instant) -> Resul
             "outputs": outputs.iter().map(|(n, p)| serde_json::json!({"name": n, "path": p})).collect::<Vec<_>>(),
             "dependencies": dependencies, "before_entries": cp.before.len(), "after_entries": cp.after.len(),
             "deleted_by_build": deleted, "blobs": cp.blobs.len(), "raw_bytes": raw, "stored_bytes": stored,
-            "entries": entries, "seconds": secs,
+            "entries": entries, "recipe": cp.info.recipe.lines(), "seconds": secs,
         }),
         body: (!json).then_some(body),
         warnings: Vec::new(),

@@ -4,6 +4,7 @@ mod inspect;
 mod restore;
 mod save;
 mod snapshot;
+mod track_configure;
 mod verify;
 
 use crate::config::{Command, Config};
@@ -38,6 +39,11 @@ pub fn run(config: &Config) -> Result<Report, Error> {
     let started = Instant::now();
     match &config.command {
         Command::Snapshot { tree, state } => snapshot::run(tree, state, started),
+        Command::TrackConfigure {
+            tree,
+            state,
+            finish,
+        } => track_configure::run(tree, state, *finish, started),
         Command::Save {
             tree,
             state,
@@ -50,6 +56,7 @@ pub fn run(config: &Config) -> Result<Report, Error> {
             dry_run,
             force,
             fallback_on_error,
+            before_configure,
         } => restore::run(
             tree,
             checkpoint,
@@ -57,6 +64,7 @@ pub fn run(config: &Config) -> Result<Report, Error> {
                 dry_run: *dry_run,
                 force: *force,
                 fallback_on_error: *fallback_on_error,
+                before_configure: *before_configure,
             },
             started,
         ),

@@ -1,10 +1,11 @@
 use super::{human_bytes, seconds, Report};
-use crate::build_info::DependencyChange;
 use crate::checkpoint::pack::PackReader;
 use crate::config::TreeConfig;
 use crate::error::Error;
 use crate::exit_code::ExitCode;
+use crate::gate::{self, BuildTool, ConfigureReads, Gate, SourceChanges, Stage};
 use crate::merge;
+use crate::recipe;
 use crate::store_path::rewrite::Rewriter;
 use crate::tree::{scan, Timestamp};
 use std::path::Path;
@@ -14,6 +15,7 @@ pub struct Options {
     pub dry_run: bool,
     pub force: bool,
     pub fallback_on_error: bool,
+    pub before_configure: bool,
 }
 
 /// Restores nothing, on purpose: the build runs in full. Decided before the
@@ -46,6 +48,57 @@ fn wait_until_past(fresh: Timestamp) {
     }
 }
 
+fn configure_word(skip: bool, before_configure: bool) -> &'static str {
+    match (skip, before_configure) {
+        (true, _) => "skipped",
+        (false, true) => "runs",
+        (false, false) => "ran",
+    }
+}
+
+/// `nixCheckpointSkipConfigure` set to "" / 0 / false in the new build.
+fn skip_configure_turned_off(recipe: &recipe::Recipe) -> bool {
+    match recipe.vars.get("nixCheckpointSkipConfigure") {
+        Some(recipe::Value::Scalar(v)) => matches!(v.as_slice(), b"" | b"0" | b"false"),
+        _ => false,
+    }
+}
+
+/// What the checkpoint's build recorded of its configure run (`None`: no
+/// record, or one that does not parse, which a warning reports).
+fn configure_reads(reader: &PackReader, warnings: &mut Vec<String>) -> Option<ConfigureReads> {
+    const MAX_RECORD: u64 = 64 << 20;
+    let path = crate::tree::RelPath::new(gate::READS_FILE.as_bytes()).ok()?;
+    let after = &reader.checkpoint().after;
+    // Without the shell state the hook cannot stand in for configure.
+    after.get(&crate::tree::RelPath::new(gate::SHELL_STATE_FILE.as_bytes()).ok()?)?;
+    let entry = after.get(&path)?;
+    let crate::tree::Node::File { hash, size } = entry.node else {
+        return None;
+    };
+    if size > MAX_RECORD {
+        warnings.push(format!(
+            "ignoring the checkpoint's {} of {size} bytes: configure runs",
+            gate::READS_FILE
+        ));
+        return None;
+    }
+    match reader
+        .read_blob(hash)
+        .map_err(|e| e.to_string())
+        .and_then(|b| ConfigureReads::decode(&b))
+    {
+        Ok(reads) => Some(reads),
+        Err(e) => {
+            warnings.push(format!(
+                "ignoring the checkpoint's {}: {e}; configure runs",
+                gate::READS_FILE
+            ));
+            None
+        }
+    }
+}
+
 pub fn run(
     tree: &TreeConfig,
     checkpoint: &Path,
@@ -64,20 +117,11 @@ pub fn run(
         }
         Err(e) => return Err(e.into()),
     };
-    let old = &reader.checkpoint().info;
+    let checked = Instant::now();
+    let checkpoint_data = reader.checkpoint();
+    let old = &checkpoint_data.info;
     let mut warnings = Vec::new();
-    if let Some(change) = DependencyChange::between(old, &tree.info) {
-        if !options.force {
-            return Ok(fall_back(
-                format!("the dependencies changed: {change} (pass --force to restore anyway)"),
-                started,
-                warnings,
-            ));
-        }
-        warnings.push(format!(
-            "restoring although the dependencies changed (--force): {change}"
-        ));
-    }
+    let recipe_diff = recipe::compare(&old.recipe, &tree.info.recipe);
     let rewriter = match Rewriter::relocating(old, &tree.info) {
         Ok(rewriter) => rewriter,
         Err(e) => return Ok(fall_back(e.to_string(), started, warnings)),
@@ -90,13 +134,53 @@ pub fn run(
         true,
     )?;
     warnings.extend(now_scan.warnings);
-    let checkpoint_data = reader.checkpoint();
-    let plan = merge::plan(
+
+    let checked_secs = seconds(checked);
+    let tool = BuildTool::of(&checkpoint_data.after);
+    let changes = SourceChanges::between(&checkpoint_data.before, &now_scan.manifest);
+    let reads = configure_reads(&reader, &mut warnings);
+    let gate = gate::decide(&gate::Facts {
+        stage: if options.before_configure {
+            Stage::BeforeConfigure
+        } else {
+            Stage::AfterConfigure
+        },
+        recipe: &recipe_diff,
+        tool,
+        changes: &changes,
+        reads: reads.as_ref(),
+        skip_allowed: !skip_configure_turned_off(&tree.info.recipe),
+        configure_disabled: matches!(tree.info.recipe.vars.get("dontConfigure"),
+            Some(recipe::Value::Scalar(v)) if !v.is_empty()),
+        force: options.force,
+    });
+    let (skip_configure, note) = match gate {
+        Gate::FallBack { why } => return Ok(fall_back(why, started, warnings)),
+        Gate::Defer { why } => {
+            let secs = seconds(started);
+            return Ok(Report {
+                exit: ExitCode::Deferred,
+                summary: format!("restore: nothing restored yet: {why} ({secs:.2} s)"),
+                json: serde_json::json!({ "command": "restore", "exit_code": ExitCode::Deferred.code(), "configure": "runs", "deferred": true, "reason": why, "seconds": secs }),
+                body: None,
+                warnings,
+            });
+        }
+        Gate::Restore {
+            skip_configure,
+            note,
+        } => (skip_configure, note),
+    };
+
+    let mut plan = merge::plan(
         &checkpoint_data.before,
         &checkpoint_data.after,
         &now_scan.manifest,
         Timestamp::now(),
     );
+    if tool == BuildTool::Make {
+        merge::leave_static_archives_to_make(&mut plan);
+    }
     let counts = plan.counts();
 
     if options.dry_run {
@@ -104,10 +188,10 @@ pub fn run(
         return Ok(Report {
             exit: ExitCode::Success,
             summary: format!(
-                "restore --dry-run: would create {}, re-time {}, remove {}, keep fresh {}, skip {}; nothing changed ({secs:.2} s)",
+                "restore --dry-run: {note}; would create {}, re-time {}, remove {}, keep fresh {}, skip {}; nothing changed (recipe and tree checked in {checked_secs:.3} s; {secs:.2} s)",
                 counts.created, counts.retimed, counts.removed, counts.freshened, counts.skipped
             ),
-            json: serde_json::json!({ "command": "restore", "dry_run": true, "exit_code": 0, "plan": counts, "seconds": secs }),
+            json: serde_json::json!({ "command": "restore", "dry_run": true, "exit_code": 0, "configure": configure_word(skip_configure, options.before_configure), "note": note, "plan": counts, "checked_seconds": checked_secs, "seconds": secs }),
             body: Some(plan.to_string()),
             warnings,
         });
@@ -161,7 +245,7 @@ pub fn run(
     Ok(Report {
         exit: ExitCode::Success,
         summary: format!(
-            "restore: {} created ({} written), {} re-timed, {} removed, {} kept fresh, {} skipped in {secs:.2} s",
+            "restore: {note}; {} created ({} written), {} re-timed, {} removed, {} kept fresh, {} skipped in {secs:.2} s (recipe and tree checked in {checked_secs:.3} s)",
             counts.created,
             human_bytes(applied.bytes_written),
             counts.retimed,
@@ -169,7 +253,7 @@ pub fn run(
             counts.freshened,
             counts.skipped
         ),
-        json: serde_json::json!({ "command": "restore", "dry_run": false, "exit_code": 0, "plan": counts, "applied": applied, "seconds": secs }),
+        json: serde_json::json!({ "command": "restore", "dry_run": false, "exit_code": 0, "configure": configure_word(skip_configure, options.before_configure), "note": note, "plan": counts, "applied": applied, "checked_seconds": checked_secs, "seconds": secs }),
         body: None,
         warnings,
     })

@@ -15,7 +15,8 @@
 //! | x | x' (other content, type or mode) | same as P | `Create` B's version, replacing C's |
 //! | x | absent             | same as P       | `Remove`                                |
 //! | - | y                  | absent          | `Create` B's version                    |
-//! | * | *                  | differs from P, or P absent | `Freshen` (the user's change wins) |
+//! | - | y                  | same as B       | `Retime` (the new build made it again)  |
+//! | * | *                  | differs from P, or P absent (and not B) | `Freshen` (the user's change wins) |
 //! | x | *                  | absent          | nothing: the change deleted it          |
 //!
 //! Where the table is silent:
@@ -121,6 +122,11 @@ pub enum SkipReason {
     AncestorRemoved(RelPath),
     /// A directory that still holds entries the plan keeps.
     DirectoryNotEmpty,
+    /// A static archive of a make build: make recreates it from the
+    /// restored objects. `ar r` into an old archive appends new members
+    /// where a clean build lists them in rule order; a fresh archive is
+    /// byte for byte a clean build's.
+    StaticArchive,
 }
 
 impl Action {
@@ -170,6 +176,26 @@ impl Plan {
     }
 }
 
+/// Turns every `Create` of a new static archive (`*.a`, not in the new
+/// tree) into a `Skip`: see [`SkipReason::StaticArchive`]. For make builds
+/// only; Ninja, CMake, Meson and automake remove an archive before writing it.
+pub fn leave_static_archives_to_make(plan: &mut Plan) {
+    for action in &mut plan.actions {
+        if let Action::Create {
+            entry,
+            replaces: None,
+        } = action
+        {
+            if entry.node.kind() == Kind::File && entry.path.file_name().ends_with(b".a") {
+                *action = Action::Skip {
+                    path: entry.path.clone(),
+                    reason: SkipReason::StaticArchive,
+                };
+            }
+        }
+    }
+}
+
 /// What the planner decided for one path, before it becomes an [`Action`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Decision {
@@ -210,6 +236,9 @@ impl<'a> Row<'a> {
 /// The per-path rule of the table, ignoring the rest of the tree.
 fn decide(p: Option<&Entry>, b: Option<&Entry>, c: Option<&Entry>) -> Decision {
     match (p, b, c) {
+        // Made again by the new build (configure ran before a deferred
+        // restore) exactly as B has it: B's time, as if never remade.
+        (None, Some(b), Some(c)) if b.same_content(c) => Decision::Retime,
         (None, _, Some(_)) => Decision::Freshen(FreshReason::New),
         (Some(p), _, Some(c)) if !p.same_content(c) => Decision::Freshen(FreshReason::Changed),
         (Some(p), Some(b), Some(c)) => {
@@ -555,6 +584,9 @@ impl fmt::Display for Plan {
                         }
                         SkipReason::AncestorRemoved(a) => writeln!(f, "{a} was deleted)")?,
                         SkipReason::DirectoryNotEmpty => writeln!(f, "holds kept entries)")?,
+                        SkipReason::StaticArchive => {
+                            writeln!(f, "a static archive make recreates)")?
+                        }
                     }
                 }
             }

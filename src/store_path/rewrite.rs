@@ -825,6 +825,7 @@ mod tests {
             store_dir: STORE.as_bytes().to_vec(),
             outputs,
             dependencies: vec![],
+            recipe: Default::default(),
         }
     }
 

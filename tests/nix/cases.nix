@@ -1,9 +1,9 @@
 # Every end-to-end case, as attributes for tests/nix/run.sh. Each incremental
 # build `<case>.inc` has a clean twin `<case>.clean` (the same change, built
 # from scratch) to compare with.
-{ nixCheckpointBin ? "", helloSrc ? "", transferCheckpoint ? "" }:
+{ nixCheckpointBin ? "", helloSrc ? "", transferCheckpoint ? "", stdenvName ? "standin" }:
 let
-  pkgs = import ./. { inherit nixCheckpointBin helloSrc; };
+  pkgs = import ./. { inherit nixCheckpointBin helloSrc stdenvName; };
   inherit (pkgs) runCommand fixture makeProject cmakeProject mesonProject;
   inherit (pkgs.checkpointBuildTools)
     prepareCheckpointBuild mkCheckpointBuild mkCheckpointBuildWithCheckpoint;

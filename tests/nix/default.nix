@@ -1,15 +1,44 @@
-# The test package set: a stand-in stdenv (./stdenv), the engine package
-# built from a host-built binary, GNU hello 2.10, and fixture projects.
+# The test package set on one of two stdenvs: our stand-in (./stdenv), or
+# nixpkgs' real setup.sh on host tools (../../../shared/nixpkgs-stdenv, on
+# development machines and in CI only); the engine package built from a
+# host-built binary, GNU hello 2.10, and fixture projects.
 #
 #   nixCheckpointBin  the engine binary (default: the repo's release build)
 #   helloSrc          GNU hello 2.10 tarball (default: scripts/setup.sh's cache)
+#   stdenvName        "standin" or "nixpkgs"
 { system ? builtins.currentSystem
 , nixCheckpointBin ? builtins.getEnv "NIX_CHECKPOINT_BIN"
 , helloSrc ? builtins.getEnv "NIX_CHECKPOINT_HELLO_SRC"
+, stdenvName ? "standin"
 }:
 let
-  std = import ./stdenv { inherit system; };
-  inherit (std) stdenv mkDerivation;
+  nixpkgsStdenvDir = ../../../shared/nixpkgs-stdenv;
+  onNixpkgs = stdenvName == "nixpkgs";
+  std =
+    if !onNixpkgs then import ./stdenv { inherit system; }
+    else if builtins.pathExists nixpkgsStdenvDir then import nixpkgsStdenvDir { inherit system; }
+    else throw "tests/nix: ../shared/nixpkgs-stdenv is not here (it is on development machines and in CI)";
+  inherit (std) stdenv;
+
+  # Logging compilers for nixpkgs' stdenv (the stand-in's cc logs itself),
+  # so that the tests can see which units a build compiled.
+  compileLogger = derivation {
+    name = "compile-logger";
+    inherit system;
+    builder = "/bin/bash";
+    cc = ./compile-logger/cc.sh;
+    hook = ./compile-logger/setup-hook.sh;
+    args = [ "-ec" ''
+      PATH=/usr/bin:/bin
+      mkdir -p $out/bin $out/nix-support
+      for t in cc gcc c++ g++; do cp $cc $out/bin/$t; chmod +x $out/bin/$t; done
+      sed "s|@out@|$out|g" $hook > $out/nix-support/setup-hook
+    '' ];
+  };
+  mkDerivation = if !onNixpkgs then std.mkDerivation
+    else attrs: std.mkDerivation (attrs // {
+      nativeBuildInputs = (attrs.nativeBuildInputs or [ ]) ++ [ compileLogger ];
+    });
 
   repo = ../..;
   binPath = if nixCheckpointBin != "" then nixCheckpointBin
@@ -31,17 +60,21 @@ let
   self = {
     inherit stdenv mkDerivation system;
 
-    # nix-checkpoint, as nix/package.nix installs it: bin/ + nix-support/setup-hook.
-    nix-checkpoint = mkDerivation {
-      pname = "nix-checkpoint";
-      version = "0.1.0";
+    inherit stdenvName onNixpkgs;
+
+    # nix-checkpoint, as nix/package.nix installs it: bin/ + nix-support/setup-hook
+    # (the hook verbatim, beside the binary).
+    nix-checkpoint = derivation {
+      name = "nix-checkpoint-0.1.0";
+      inherit system;
+      builder = "/bin/bash";
       bin = builtins.path { name = "nix-checkpoint-bin"; path = binPath; };
       hook = ../../nix/setup-hook.sh;
-      dontUnpack = true; dontConfigure = true; dontBuild = true; dontFixup = true;
-      installPhase = ''
+      args = [ "-ec" ''
+        PATH=/usr/bin:/bin
         install -Dm755 $bin $out/bin/nix-checkpoint
         install -Dm444 $hook $out/nix-support/setup-hook
-      '';
+      '' ];
     };
 
     checkpointBuildTools = import ../../nix/checkpoint-build-tools.nix {
