@@ -290,6 +290,12 @@ pub fn classify(name: &str, dont_build: bool) -> Class {
     }
 }
 
+/// A variable name as the environment can carry it: printable ASCII without
+/// `=`, at most 255 bytes (shell variables are a subset).
+pub fn is_valid_name(name: &str) -> bool {
+    !name.is_empty() && name.len() <= 255 && name.bytes().all(|b| b.is_ascii_graphic() && b != b'=')
+}
+
 impl Recipe {
     /// Parses the setup hook's dump of the shell's variables: NUL-separated
     /// fields, per variable `s NAME VALUE`, `a NAME N ITEM×N` or
@@ -310,7 +316,7 @@ impl Recipe {
             }
             let name = String::from_utf8(next("the name", "-")?)
                 .map_err(|_| "a variable name is not UTF-8".to_string())?;
-            if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+            if !is_valid_name(&name) {
                 return Err(format!("bad variable name {name:?}"));
             }
             let mut count = || -> Result<usize, String> {
@@ -355,6 +361,7 @@ impl Recipe {
         Recipe {
             vars: vars
                 .into_iter()
+                .filter(|(k, _)| is_valid_name(k))
                 .map(|(k, v)| (k.to_string(), Value::Scalar(v.as_bytes().to_vec())))
                 .collect(),
         }
@@ -622,12 +629,22 @@ impl RecipeDiff {
         self.of_class(class).next().is_some()
     }
 
-    /// `NAME: 'old' -> 'new'; …` for the differences of one class.
+    /// `NAME: 'old' -> 'new'; …` for the differences of one class: the
+    /// first few, then how many more (`inspect --list` shows them all).
     pub fn describe(&self, class: Class) -> String {
-        self.of_class(class)
+        const SHOWN: usize = 4;
+        let all: Vec<&Difference> = self.of_class(class).collect();
+        let mut text = all
+            .iter()
+            .take(SHOWN)
             .map(|d| d.to_string())
             .collect::<Vec<_>>()
-            .join("; ")
+            .join("; ");
+        if all.len() > SHOWN {
+            let rest: Vec<&str> = all[SHOWN..].iter().map(|d| d.name.as_str()).collect();
+            text.push_str(&format!("; and {} more: {}", rest.len(), rest.join(", ")));
+        }
+        text
     }
 }
 

@@ -185,7 +185,9 @@ fn changed_dependency_falls_back_untouched_and_force_restores() {
     let out = ws.run_env(&args, &[("buildInputs", &zlib2)]);
     assert_eq!(code(&out), 3, "{}", stderr(&out));
     assert!(
-        stderr(&out).contains("zlib-1.3.1") && stderr(&out).contains("dependencies changed"),
+        stderr(&out).contains("the build's recipe changed: buildInputs: '/nix/store/aaaa")
+            && stderr(&out).contains("-> '/nix/store/bbbb")
+            && stderr(&out).contains("zlib-1.3.1"),
         "{}",
         stderr(&out)
     );
@@ -351,4 +353,173 @@ fn restore_returns_only_once_fresh_mtimes_are_in_the_past() {
         now > changed,
         "restore returned while the fresh mtime {changed} was still ahead of the clock ({now})"
     );
+}
+
+/// A configured build: `configure` (a script the test "runs" by reading it)
+/// is read between `track-configure --start` and `--finish`, then the build
+/// makes `a.o` (and, for `tool`, the file that names its build tool).
+fn configured_checkpoint(ws: &Workspace, tool_file: Option<&str>) -> std::path::PathBuf {
+    let root = ws.fresh_root();
+    std::fs::create_dir(root.join("src")).unwrap();
+    std::fs::write(root.join("src/a.c"), "int a;\n").unwrap();
+    std::fs::write(root.join("configure"), "#!/bin/sh\n").unwrap();
+    let r = root.to_str().unwrap();
+    let state = root.join(STATE);
+    let s = state.to_str().unwrap();
+    ws.run_ok(&["snapshot", "--root", r, "--state", s]);
+    ws.run_ok(&["track-configure", "--start", "--root", r, "--state", s]);
+    std::fs::read(root.join("configure")).unwrap();
+    let out = ws.run_ok(&["track-configure", "--finish", "--root", r, "--state", s]);
+    assert!(
+        stderr(&out).contains("configure read 1 files"),
+        "{}",
+        stderr(&out)
+    );
+    // What the setup hook writes beside the record.
+    std::fs::write(
+        root.join(".nckp-configure/shell-state.sh"),
+        "_nixCheckpointConfiguredDir=\n",
+    )
+    .unwrap();
+    std::fs::write(root.join("Makefile"), "all:\n").unwrap();
+    std::fs::write(root.join("src/a.o"), b"\x7fELF object").unwrap();
+    if let Some(name) = tool_file {
+        std::fs::write(root.join(name), "# ninja log v5\n").unwrap();
+    }
+    let checkpoint = ws.checkpoint("cp");
+    ws.run_ok(&[
+        "save",
+        "--root",
+        r,
+        "--state",
+        s,
+        "--output",
+        checkpoint.to_str().unwrap(),
+    ]);
+    canonicalise_like_the_store(&checkpoint);
+    checkpoint
+}
+
+fn restore_before_configure(ws: &Workspace, checkpoint: &Path, edit: &str) -> std::process::Output {
+    let root = fresh_sources(ws);
+    std::fs::write(root.join("configure"), "#!/bin/sh\n").unwrap();
+    match edit {
+        "source" => std::fs::write(root.join("src/a.c"), "int a = 2;\n").unwrap(),
+        "configure" => std::fs::write(root.join("configure"), "#!/bin/sh\nexit 0\n").unwrap(),
+        _ => {}
+    }
+    ws.run(&[
+        "restore",
+        "--before-configure",
+        "--root",
+        root.to_str().unwrap(),
+        checkpoint.to_str().unwrap(),
+    ])
+}
+
+#[test]
+fn configure_is_skipped_when_nothing_it_read_changed() {
+    let ws = Workspace::new();
+    let checkpoint = configured_checkpoint(&ws, None);
+    let out = restore_before_configure(&ws, &checkpoint, "source");
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("configure skipped (checkpoint: nothing configure read changed)"),
+        "{}",
+        stderr(&out)
+    );
+    // The configured tree came back with the products.
+    assert!(ws.root().join("Makefile").exists() && ws.root().join("src/a.o").exists());
+}
+
+#[test]
+fn a_changed_configure_input_falls_back_for_make_and_defers_for_ninja() {
+    let ws = Workspace::new();
+    let checkpoint = configured_checkpoint(&ws, None);
+    let out = restore_before_configure(&ws, &checkpoint, "configure");
+    assert_eq!(code(&out), 3, "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("a build description changed (configure)"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(
+        !ws.root().join("src/a.o").exists(),
+        "a fallback restores nothing"
+    );
+
+    let ws = Workspace::new();
+    let checkpoint = configured_checkpoint(&ws, Some(".ninja_log"));
+    let out = restore_before_configure(&ws, &checkpoint, "configure");
+    assert_eq!(code(&out), 12, "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains(
+            "configure runs: configure changed; restoring after it (Ninja records its commands)"
+        ),
+        "{}",
+        stderr(&out)
+    );
+    assert!(
+        !ws.root().join("src/a.o").exists(),
+        "a deferred restore writes nothing"
+    );
+    // After configure, the same checkpoint restores.
+    let out = ws.run(&[
+        "restore",
+        "--root",
+        ws.root().to_str().unwrap(),
+        checkpoint.to_str().unwrap(),
+    ]);
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
+    assert!(ws.root().join("src/a.o").exists());
+}
+
+#[test]
+fn without_a_record_of_configure_configure_runs() {
+    let ws = Workspace::new();
+    // built_checkpoint never tracked configure.
+    let checkpoint = built_checkpoint(&ws, &[]);
+    let root = fresh_sources(&ws);
+    let out = ws.run(&[
+        "restore",
+        "--before-configure",
+        "--root",
+        root.to_str().unwrap(),
+        checkpoint.to_str().unwrap(),
+    ]);
+    assert_eq!(code(&out), 3, "{}", stderr(&out));
+    assert!(
+        stderr(&out)
+            .contains("configure must run (the checkpoint has no record of what configure read)"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn a_changed_build_flag_names_the_variable_and_ignore_changes_opts_out() {
+    let ws = Workspace::new();
+    let checkpoint = built_checkpoint(&ws, &[("makeFlags", "CFLAGS=-O2")]);
+    let root = fresh_sources(&ws);
+    let args = [
+        "restore",
+        "--root",
+        root.to_str().unwrap(),
+        checkpoint.to_str().unwrap(),
+    ];
+    let out = ws.run_env(&args, &[("makeFlags", "CFLAGS=-O1")]);
+    assert_eq!(code(&out), 3, "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("makeFlags: 'CFLAGS=-O2' -> 'CFLAGS=-O1'"),
+        "{}",
+        stderr(&out)
+    );
+    let out = ws.run_env(
+        &args,
+        &[
+            ("makeFlags", "CFLAGS=-O1"),
+            ("nixCheckpointIgnoreChanges", "makeFlags"),
+        ],
+    );
+    assert_eq!(code(&out), 0, "{}", stderr(&out));
 }

@@ -138,26 +138,74 @@ fn make_changed_header_recompiles_its_includers() {
     assert!(outcome.output.contains("util=2"), "{}", outcome.output);
 }
 
-#[test]
-fn make_new_file_is_compiled() {
-    let outcome = incremental_make(|d| {
-        std::fs::write(d.join("more.c"), "int more(void) { return 8; }\n").unwrap();
-        std::fs::write(
-            d.join("sources.mk"),
-            "SRCS = extra.c main.c more.c util.c\n",
-        )
-        .unwrap();
-    });
-    assert_incremental(&outcome, set(["more.c"]));
+/// Like [`incremental_make`] for an edit of a build description: restore
+/// must fall back (exit 3, the tree untouched, the reason given), and the
+/// full build that follows equals a clean one.
+fn make_falls_back(edit: impl Fn(&Path), reason: &str) {
+    let ws = Workspace::new();
+    let v1 = ws.dir.path().join("v1");
+    write_make_project(&v1);
+    let v2 = ws.dir.path().join("v2");
+    std::fs::create_dir(&v2).unwrap();
+    unpack(&v1, &v2);
+    edit(&v2);
+    let project = ws.root().join("project");
+    ws.fresh_root();
+    unpack(&v1, &project);
+    ws.snapshot();
+    sh(&project, "make");
+    let checkpoint = ws.save("v1-checkpoint");
+
+    ws.fresh_root();
+    unpack(&v2, &project);
+    ws.snapshot();
+    let out = ws.run(&[
+        "restore",
+        "--root",
+        ws.root().to_str().unwrap(),
+        checkpoint.to_str().unwrap(),
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{err}");
+    assert!(err.contains(reason), "{err}");
+    assert!(
+        !project.join("main.o").exists(),
+        "a fallback restores nothing"
+    );
+    sh(&project, "make");
+    let app = std::fs::read(project.join("app")).unwrap();
+    ws.fresh_root();
+    unpack(&v2, &project);
+    sh(&project, "make");
+    assert_eq!(app, std::fs::read(project.join("app")).unwrap());
+    ws.assert_canary_intact();
 }
 
 #[test]
-fn make_deleted_file_is_gone_from_the_result() {
-    let outcome = incremental_make(|d| {
-        std::fs::remove_file(d.join("extra.c")).unwrap();
-        std::fs::write(d.join("sources.mk"), "SRCS = main.c util.c\n").unwrap();
-    });
-    assert_incremental(&outcome, set([]));
+fn make_new_file_in_the_source_list_falls_back() {
+    // sources.mk is a makefile: make cannot tell which commands it changes.
+    make_falls_back(
+        |d| {
+            std::fs::write(d.join("more.c"), "int more(void) { return 8; }\n").unwrap();
+            std::fs::write(
+                d.join("sources.mk"),
+                "SRCS = extra.c main.c more.c util.c\n",
+            )
+            .unwrap();
+        },
+        "a build description changed (project/sources.mk)",
+    );
+}
+
+#[test]
+fn make_changed_compiler_flags_in_the_makefile_fall_back() {
+    make_falls_back(
+        |d| {
+            let mk = std::fs::read_to_string(d.join("Makefile")).unwrap();
+            std::fs::write(d.join("Makefile"), mk.replace("-O2", "-O1")).unwrap();
+        },
+        "a build description changed (project/Makefile)",
+    );
 }
 
 #[test]

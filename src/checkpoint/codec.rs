@@ -239,7 +239,7 @@ fn decode_recipe(d: &mut Dec) -> DecResult<Recipe> {
         let name = d.bytes16(MAX_RECIPE_NAME, "a recipe variable name")?;
         let name = std::str::from_utf8(name)
             .ok()
-            .filter(|s| !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_'))
+            .filter(|s| crate::recipe::is_valid_name(s))
             .ok_or_else(|| format!("bad recipe variable name {:?}", lossy(name)))?
             .to_string();
         if last.as_ref().is_some_and(|l| *l >= name) {

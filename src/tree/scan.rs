@@ -40,7 +40,13 @@ impl Exclusions {
         Exclusions {
             paths: Vec::new(),
             top_level_prefixes: vec![b".attr-".to_vec(), b".nix-checkpoint".to_vec()],
-            top_level_names: vec![b"env-vars".to_vec()],
+            // What Nix writes into every build directory: the environment
+            // (nixpkgs' dumpVars) and, under __structuredAttrs, the attrs.
+            top_level_names: vec![
+                b"env-vars".to_vec(),
+                b".attrs.json".to_vec(),
+                b".attrs.sh".to_vec(),
+            ],
         }
     }
 

@@ -34,6 +34,30 @@ let
 
   mesonBase = fixture "meson-project";
   mesonV2 = variant "meson-project" mesonBase "v2" "sed -i 's/a + b/a * b/' src/math.c";
+
+  # A checkpointed build of `changed` from the checkpoint of `base`, and
+  # `changed` built plain to compare it with.
+  changeOf = base: changed: {
+    inc = mkCheckpointBuild changed (prepareCheckpointBuild base);
+    clean = changed;
+  };
+  withAttrs = drv: attrs: drv.overrideAttrs (_: attrs);
+  # hello with a source edit in postPatch (after its own).
+  helloEdited = drv: edit: drv.overrideAttrs (old: {
+    doCheck = false;
+    postPatch = (old.postPatch or "") + edit;
+  });
+  helloGreeting = "sed -i 's/Hello, world!/Hello, Nix!/g' src/hello.c\n";
+
+  makeOf = edit: makeProject (if edit == null then makeBase else variant "make-project" makeBase "e" edit);
+  cmakeOf = edit: cmakeProject (if edit == null then cmakeBase else variant "cmake-project" cmakeBase "e" edit);
+  mesonOf = edit: mesonProject (if edit == null then mesonBase else variant "meson-project" mesonBase "e" edit);
+  # The CMake project with its library's sources found by file(GLOB).
+  cmakeGlobBase = variant "cmake-project" cmakeBase "glob" ''
+    sed -i 's|add_library(greet STATIC src/greet.c src/math.c)|file(GLOB GREET_SOURCES src/lib/*.c)\nadd_library(greet STATIC ''${GREET_SOURCES})|' CMakeLists.txt
+    mkdir src/lib; mv src/greet.c src/math.c src/lib/
+  '';
+  cmakeGlobOf = edit: cmakeProject (if edit == null then cmakeGlobBase else variant "cmake-project" cmakeGlobBase "e" edit);
 in
 rec {
   inherit pkgs makeCheckpoint;
@@ -120,6 +144,44 @@ rec {
       head -c $((size / 2)) $ck/checkpoint.nckp > $out/checkpoint.nckp
       head -c 64 /dev/zero >> $out/checkpoint.nckp
     '');
+
+  # The recipe, configure and build files, per build system (tests/nix/run.sh
+  # says what each must compile, or that it falls back).
+  helloHeader = changeOf pkgs.hello (helloEdited pkgs.hello "echo '/* edited */' >> lib/xalloc.h\n");
+  helloConfigureFlag = changeOf pkgs.hello
+    (withAttrs (helloEdited pkgs.hello helloGreeting) { configureFlags = [ "--disable-nls" ]; });
+  helloConfigureScript = changeOf pkgs.hello
+    (helloEdited pkgs.hello "echo '# edited' >> configure\n");
+  helloCflags = changeOf pkgs.hello
+    (withAttrs (helloEdited pkgs.hello helloGreeting) { NIX_CFLAGS_COMPILE = "-DHELLO_EXTRA=1"; });
+  helloStructured = let s = withAttrs pkgs.hello { __structuredAttrs = true; }; in
+    changeOf s (helloEdited s helloGreeting);
+  helloStructuredFlag = let s = withAttrs pkgs.hello { __structuredAttrs = true; }; in
+    changeOf s (withAttrs (helloEdited s helloGreeting) { makeFlags = [ "CFLAGS=-O1" ]; });
+
+  makeFlagsChange = changeOf (makeOf null)
+    (withAttrs (makeOf null) { makeFlags = [ "PREFIX=$(out)" "CFLAGS=-O1" ]; });
+  makeBuildFile = changeOf (makeOf null)
+    (makeOf "sed -i 's/^CFLAGS ?= -O2/CFLAGS ?= -O2 -DEXTRA_FLAG/' Makefile");
+  # The checked build had a check input; the changed one does not check.
+  makeCheckInput = changeOf
+    (withAttrs (makeOf null) { doCheck = true; nativeCheckInputs = [ pkgs.checkTool ]; })
+    (withAttrs (makeOf "sed -i 's/plugins:/plugins found:/' src/main.c")
+      { doCheck = false; nativeCheckInputs = [ pkgs.checkTool ]; });
+
+  cmakeHeader = changeOf (cmakeOf null) (cmakeOf "echo '/* edited */' >> src/greet.h");
+  cmakeFlagsChange = changeOf (cmakeOf null)
+    (withAttrs (cmakeOf null) { cmakeFlags = [ "-DCMAKE_C_FLAGS=-DEXTRA_FLAG" ]; });
+  cmakeListsChange = changeOf (cmakeOf null)
+    (cmakeOf "echo 'target_compile_definitions(cmake-app PRIVATE EXTRA_FLAG=1)' >> CMakeLists.txt");
+  cmakeGlob = changeOf (cmakeGlobOf null)
+    (cmakeGlobOf "printf 'int extra(void) { return 7; }\\n' > src/lib/extra.c");
+
+  mesonHeader = changeOf (mesonOf null) (mesonOf "echo '/* edited */' >> src/greet.h");
+  mesonFlagsChange = changeOf (mesonOf null)
+    (withAttrs (mesonOf null) { mesonFlags = [ "-Dc_args=-DEXTRA_FLAG" ]; });
+  mesonBuildChange = changeOf (mesonOf null)
+    (mesonOf "sed -i \"s/'src\\/math.c'/'src\\/math.c', c_args : ['-DEXTRA_FLAG']/\" meson.build");
 
   # dontBuild / dontInstall still produce the checkpoint output.
   noInstall = prepareCheckpointBuild ((makeProject makeBase).overrideAttrs {

@@ -1,16 +1,22 @@
 #!/usr/bin/env bash
 # End-to-end tests of the Nix integration: real sandboxed nix-builds with the
-# stand-in stdenv (tests/nix/stdenv) and the engine binary.
+# engine binary, on two stdenvs: our stand-in (tests/nix/stdenv) and nixpkgs'
+# own setup.sh on host tools (../shared/nixpkgs-stdenv, present on development
+# machines and in CI; skipped with a message where it is absent).
 #
-#   tests/nix/run.sh [CASE...]      CASE: hello cmake make meson chain transfer
-#                                         fallback phases flake (default: all)
+#   tests/nix/run.sh [CASE...]      CASE: hello recipe make static autotools
+#                                         cmake meson chain transfer fallback
+#                                         phases flake (default: all)
 #
 # Environment: NIX_CHECKPOINT_BIN (default target/release/nix-checkpoint),
-# NIX_CHECKPOINT_HELLO_SRC (default: the tarball scripts/setup.sh caches).
+# NIX_CHECKPOINT_HELLO_SRC (default: the tarball scripts/setup.sh caches),
+# NIX_CHECKPOINT_STDENVS (default: "standin nixpkgs").
 # Each incremental build is compared with a clean build of the same change
-# (equal modulo each result's own store hash) and the compiled units (logged
-# by the stand-in's cc wrapper during the build phase) are asserted.
-# Prints "N passed, N failed" and exits non-zero on any failure.
+# (equal modulo each result's own store hash), the compiled units (logged by
+# the compiler wrappers during the build phase) are asserted, and so is what
+# happened to configure: skipped, run before a deferred restore, or a loud
+# fallback with its reason. Prints "N passed, N failed" and exits non-zero on
+# any failure.
 set -uo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -19,6 +25,7 @@ BIN=${NIX_CHECKPOINT_BIN:-$repo/target/release/nix-checkpoint}
 CACHE=${NIX_CHECKPOINT_CACHE:-$HOME/.cache/nix-checkpoint}
 HELLO_SRC=${NIX_CHECKPOINT_HELLO_SRC:-$CACHE/hello/hello_2.10.orig.tar.gz}
 WORK=${NIX_CHECKPOINT_E2E_DIR:-${TMPDIR:-/tmp}/nix-checkpoint-e2e}
+STDENVS=${NIX_CHECKPOINT_STDENVS:-standin nixpkgs}
 export NIX_REMOTE=${NIX_REMOTE:-}
 NIX_OPTS=(--option substituters '' --option sandbox true
           --option extra-sandbox-paths '/bin /usr /lib /lib64 /etc/alternatives')
@@ -27,26 +34,42 @@ CASES=$here/cases.nix
 [ -x "$BIN" ] || { echo "run.sh: no engine binary at $BIN (cargo build --release)" >&2; exit 2; }
 [ -f "$HELLO_SRC" ] || { echo "run.sh: no hello tarball at $HELLO_SRC (scripts/setup.sh)" >&2; exit 2; }
 BIN=$(realpath "$BIN")
-mkdir -p "$WORK/logs"
 
 passed=0 failed=0 failures=()
-pass() { echo "PASS  $1"; passed=$((passed + 1)); }
-fail() { echo "FAIL  $1: $2"; failed=$((failed + 1)); failures+=("$1"); }
+SE=standin   # the stdenv of the cases running now
+pass() { echo "PASS  [$SE] $1"; passed=$((passed + 1)); }
+fail() { echo "FAIL  [$SE] $1: $2"; failed=$((failed + 1)); failures+=("[$SE] $1"); }
 check() { # NAME CONDITION-MESSAGE COMMAND...
   local name=$1 msg=$2; shift 2
   if "$@"; then pass "$name"; else fail "$name" "$msg"; fi
 }
 
+nixargs() {
+  echo --argstr nixCheckpointBin "$BIN" --argstr helloSrc "$HELLO_SRC" --argstr stdenvName "$SE"
+}
+
 # build ATTR [nix-build args...]: prints the (first) output path; the whole
-# nix-build output goes to $WORK/logs/ATTR.log.
+# nix-build output goes to $WORK/logs/$SE/ATTR.log.
 build() {
   local attr=$1; shift
-  nix-build "${NIX_OPTS[@]}" "$CASES" --no-out-link \
-    --argstr nixCheckpointBin "$BIN" --argstr helloSrc "$HELLO_SRC" \
-    -A "$attr" "$@" > "$WORK/logs/$attr.out" 2> "$WORK/logs/$attr.log"
+  mkdir -p "$WORK/logs/$SE"
+  # shellcheck disable=SC2046
+  nix-build "${NIX_OPTS[@]}" "$CASES" --no-out-link $(nixargs) \
+    -A "$attr" "$@" > "$WORK/logs/$SE/$attr.out" 2> "$WORK/logs/$SE/$attr.log"
   local rc=$?
-  [ $rc = 0 ] || { echo "      (nix-build -A $attr failed, see $WORK/logs/$attr.log)" >&2; tail -n 15 "$WORK/logs/$attr.log" | sed 's/^/      | /' >&2; return $rc; }
-  head -n 1 "$WORK/logs/$attr.out"
+  [ $rc = 0 ] || { echo "      (nix-build -A $attr failed, see $WORK/logs/$SE/$attr.log)" >&2; tail -n 15 "$WORK/logs/$SE/$attr.log" | sed 's/^/      | /' >&2; return $rc; }
+  head -n 1 "$WORK/logs/$SE/$attr.out"
+}
+
+# prebuild ATTR...: builds them all in one nix-build, two at a time, so that
+# the checks below find them built. Failures show up in those checks.
+prebuild() {
+  local args=() a
+  for a in "$@"; do args+=(-A "$a"); done
+  mkdir -p "$WORK/logs/$SE"
+  # shellcheck disable=SC2046
+  nix-build "${NIX_OPTS[@]}" "$CASES" --no-out-link $(nixargs) --max-jobs 2 --cores 1 \
+    --keep-going "${args[@]}" > /dev/null 2>> "$WORK/logs/$SE/prebuild.log" || true
 }
 
 # The build log of a store path (STORE optional: a --store URI).
@@ -54,7 +77,7 @@ buildlog() { nix-store ${2:+--store "$2"} -l "$1" 2>/dev/null; }
 
 # Units compiled during the build phase (and later), relative to the source root.
 compiled() {
-  buildlog "$@" | awk '/^=== buildPhase$/ { p = 1 } p && /^nix-checkpoint-test: compiled / { print $3 }' \
+  buildlog "$@" | awk '/^(=== buildPhase|Running phase: buildPhase)$/ { p = 1 } p && /^nix-checkpoint-test: compiled / { print $3 }' \
     | sed 's|^[^/]*/||' | LC_ALL=C sort -u | tr '\n' ' ' | sed 's/ $//'
 }
 
@@ -63,26 +86,40 @@ compiled() {
 # Compilers split constant strings into overlapping 16-byte chunks, so a
 # fragment of the hash can appear apart from it: "/nix/store/HASH-hell" +
 # "4-hello-2.10/lib". Fragments next to the store directory or to the
-# path's name are masked too.
+# path's name are masked too, longest first and, separately, shortest
+# first: a fragment's neighbour can be the same character as the hash's
+# ("hell" + "2-hello" looks like the fragment "l2-hello" when the hash ends
+# in "l2"), and one of the two orders masks both results alike.
 masked() { # PATH [PHYSICAL-PATH]
-  local path=$1 phys=${2:-$1} h name z=00000000000000000000000000000000 k script
+  local path=$1 phys=${2:-$1} h name z=00000000000000000000000000000000 k down up
   h=$(basename "$path" | cut -c1-32)
   name=$(basename "$path" | cut -c34- | sed 's/[.[\*^$/]/\\&/g')
-  script="s/$h/$z/g"
+  down="s/$h/$z/g" up="s/$h/$z/g"
   for k in $(seq 31 -1 1); do
-    script+=";s/${h: -k}-$name/${z:0:k}-$name/g;s|/nix/store/${h:0:k}|/nix/store/${z:0:k}|g"
+    down+=";s/${h: -k}-$name/${z:0:k}-$name/g;s|/nix/store/${h:0:k}|/nix/store/${z:0:k}|g"
+  done
+  for k in $(seq 1 31); do
+    up+=";s/${h: -k}-$name/${z:0:k}-$name/g;s|/nix/store/${h:0:k}|/nix/store/${z:0:k}|g"
   done
   (cd "$phys" && find . | LC_ALL=C sort | while IFS= read -r f; do
     if [ -L "$f" ]; then echo "L $f -> $(readlink "$f" | sed "s/$h/@HASH@/g")"
     elif [ -d "$f" ]; then echo "D $f $(stat -c %a "$f")"
-    else echo "F $f $(stat -c %a "$f") $(LC_ALL=C sed "$script" "$f" | sha256sum | cut -c1-16)"
+    else
+      # A gzip header holds the input's mtime (nixpkgs' gzip honours
+      # GZIP_NO_TIMESTAMPS, the host's does not): compare what it holds.
+      local cat=cat; case "$f" in *.gz) cat=zcat ;; esac
+      echo "F $f $(stat -c %a "$f") $($cat "$f" | LC_ALL=C sed "$down" | sha256sum | cut -c1-16) $($cat "$f" | LC_ALL=C sed "$up" | sha256sum | cut -c1-16)"
     fi
   done)
 }
-same() { # A B [PHYS-A]: equal modulo own hashes
+same() { # A B [PHYS-A]: equal modulo own hashes (per file, in either masking order)
   local d
-  d=$(diff <(masked "$1" "${3:-$1}") <(masked "$2")) && return 0
-  echo "$d" | head -n 20 | sed 's/^/      /' >&2
+  d=$(paste -d '\t' <(masked "$1" "${3:-$1}") <(masked "$2") | awk -F '\t' '
+    { split($1, a, " "); split($2, b, " ")
+      if (a[1] == "F" && b[1] == "F" && a[2] == b[2] && a[3] == b[3] && (a[4] == b[4] || a[5] == b[5])) next
+      if ($1 != $2) print "< " $1 "\n> " $2 }')
+  [ -z "$d" ] && [ "$(masked "$1" "${3:-$1}" | wc -l)" = "$(masked "$2" | wc -l)" ] && return 0
+  echo "${d:-(entry counts differ)}" | head -n 20 | sed 's/^/      /' >&2
   return 1
 }
 expect_compiled() { # NAME PATH EXPECTED [STORE]
@@ -90,23 +127,42 @@ expect_compiled() { # NAME PATH EXPECTED [STORE]
   if [ "$got" = "$3" ]; then pass "$1 compiled [$3]"; else fail "$1" "compiled [$got], expected [$3]"; fi
 }
 logs_have() { buildlog "$1" "${3:-}" | grep -q -- "$2"; }
+logs_lack() { ! logs_have "$@"; }
+configure_ran() { logs_have "$1" "^=== configurePhase$" || logs_have "$1" "^Running phase: configurePhase$"; }
+skipped_configure() { logs_have "$1" 'configure skipped (checkpoint: nothing configure read changed)' && ! configure_ran "$1"; }
+deferred() { logs_have "$1" 'restore: nothing restored yet: configure runs' && logs_have "$1" 'restore: restoring after configure'; }
+fell_back() { logs_have "$1" 'NOT RESTORING' && logs_have "$1" "$2"; }
 
-# An incremental case: ATTR.inc vs ATTR.clean, expected compiled units.
-incremental_case() { # ATTR EXPECTED
-  local attr=$1 expected=$2 inc clean
+# An incremental case: ATTR.inc vs ATTR.clean. EXPECTED: the units the
+# incremental build compiles, or FULL (all of the clean build's). MODE: what
+# must happen to the restore and configure:
+#   skip           restored before configure, configure skipped (default)
+#   defer          configure ran, then the restore
+#   fallback:TEXT  nothing restored, the reason contains TEXT
+incremental_case() { # ATTR EXPECTED [MODE]
+  local attr=$1 expected=$2 mode=${3:-skip} inc clean
   inc=$(build "$attr.inc") || { fail "$attr" "incremental build failed"; return; }
   clean=$(build "$attr.clean") || { fail "$attr" "clean build failed"; return; }
-  check "$attr restored" "no restore in the build log" logs_have "$inc" "nix-checkpoint: restoring"
+  [ "$expected" != FULL ] || expected=$(compiled "$clean")
+  case "$mode" in
+    skip) check "$attr: configure skipped" "no 'configure skipped' line, or configure ran" skipped_configure "$inc" ;;
+    defer) check "$attr: configure ran, then the restore" "no deferred restore" deferred "$inc" ;;
+    fallback:*) check "$attr: falls back loudly (${mode#fallback:})" "no fallback with that reason" fell_back "$inc" "${mode#fallback:}" ;;
+  esac
   expect_compiled "$attr" "$inc" "$expected"
   check "$attr equals clean build" "result differs from a clean build" same "$inc" "$clean"
 }
 
 test_hello() {
-  local plain inc clean ck prepared
+  prebuild hello.plain hello.prepared hello.inc hello.clean helloPatch.inc helloPatch.clean \
+    helloHeader.inc helloHeader.clean
+  local plain inc prepared ck
   plain=$(build hello.plain) || { fail hello "plain build failed"; return; }
   prepared=$(build hello.prepared) || { fail hello "prepareCheckpointBuild failed"; return; }
   check "hello prepared out equals plain build" "prepareCheckpointBuild changed the package" same "$prepared" "$plain"
   check "hello prepared has a checkpoint" "no checkpoint.nckp" test -f "$(build hello.checkpoint)/checkpoint.nckp"
+  check "hello prepared build tracked configure's reads" "no track-configure line" \
+    logs_have "$prepared" "track-configure: configure read [1-9][0-9]* files"
   incremental_case hello "src/hello.c"
   inc=$(build hello.inc) || return
   check "hello prints Hello, Nix!" "wrong greeting" bash -c "[ \"\$($inc/bin/hello)\" = 'Hello, Nix!' ]"
@@ -117,12 +173,26 @@ test_hello() {
   incremental_case helloPatch "src/hello.c"
   inc=$(build helloPatch.inc) && check "hello patch prints the patched greeting" "wrong greeting" \
     bash -c "[ \"\$($inc/bin/hello)\" = 'Hello, patched world!' ]"
+  # A header: exactly its includers (automake's dependency tracking is on).
+  incremental_case helloHeader "lib/basename.c lib/dirname.c lib/quotearg.c lib/xalloc-die.c lib/xmalloc.c lib/xstrndup.c src/hello.c"
 }
 
-test_cmake() { incremental_case cmake "src/greet.c"; }
-test_meson() { incremental_case meson "src/math.c"; }
+test_recipe() {
+  prebuild helloConfigureFlag.inc helloConfigureFlag.clean helloConfigureScript.inc \
+    helloConfigureScript.clean helloCflags.inc helloCflags.clean helloStructured.inc \
+    helloStructured.clean helloStructuredFlag.inc helloStructuredFlag.clean
+  incremental_case helloConfigureFlag FULL "fallback:configure must run (its variables changed: configureFlags"
+  incremental_case helloConfigureScript FULL "fallback:a build description changed (configure)"
+  incremental_case helloCflags FULL "fallback:the build's recipe changed: NIX_CFLAGS_COMPILE"
+  incremental_case helloStructured "src/hello.c"
+  incremental_case helloStructuredFlag FULL "fallback:the build's recipe changed: makeFlags"
+}
 
 test_make() {
+  prebuild makeNoChange.inc makeNoChange.clean makeHeader.inc makeHeader.clean makeNewFile.inc \
+    makeNewFile.clean makeDeleted.inc makeDeleted.clean makeBinary.inc makeBinary.clean \
+    makeSymlink.inc makeSymlink.clean makeMode.inc makeMode.clean makeFlagsChange.inc \
+    makeFlagsChange.clean makeBuildFile.inc makeBuildFile.clean makeCheckInput.inc makeCheckInput.clean
   incremental_case makeNoChange ""
   incremental_case makeHeader "src/main.c src/plugin_a.c src/plugin_b.c"
   incremental_case makeNewFile "src/plugin_c.c"
@@ -130,16 +200,40 @@ test_make() {
   incremental_case makeBinary "build/gen/blob.c"
   incremental_case makeSymlink "src/main.c"
   incremental_case makeMode ""
+  incremental_case makeFlagsChange FULL "fallback:the build's recipe changed: makeFlags"
+  incremental_case makeBuildFile FULL "fallback:a build description changed (Makefile)"
+  incremental_case makeCheckInput "src/main.c"
+}
+
+test_cmake() {
+  prebuild cmake.inc cmake.clean cmakeHeader.inc cmakeHeader.clean cmakeFlagsChange.inc \
+    cmakeFlagsChange.clean cmakeListsChange.inc cmakeListsChange.clean cmakeGlob.inc cmakeGlob.clean
+  incremental_case cmake "src/greet.c"
+  incremental_case cmakeHeader "src/greet.c src/main.c src/math.c"
+  incremental_case cmakeFlagsChange "src/greet.c src/main.c src/math.c" defer
+  incremental_case cmakeListsChange "src/main.c" defer
+  incremental_case cmakeGlob "src/lib/extra.c" defer
+}
+
+test_meson() {
+  prebuild meson.inc meson.clean mesonHeader.inc mesonHeader.clean mesonFlagsChange.inc \
+    mesonFlagsChange.clean mesonBuildChange.inc mesonBuildChange.clean
+  incremental_case meson "src/math.c"
+  incremental_case mesonHeader "src/greet.c src/main.c"
+  incremental_case mesonFlagsChange "src/greet.c src/main.c src/math.c" defer
+  incremental_case mesonBuildChange "src/greet.c src/main.c src/math.c" defer
 }
 
 test_chain() {
   local c2 c3 v4 n
+  prebuild chain.clean2 chain.clean3 chain.clean4
   c2=$(build chain.c2) && c3=$(build chain.c3) && v4=$(build chain.v4) \
     || { fail chain "a chained build failed"; return; }
   expect_compiled "chain v2" "$c2" "src/greet.c"
   expect_compiled "chain v3" "$c3" "src/math.c"
   expect_compiled "chain v4" "$v4" "src/main.c"
   n=2; for r in "$c2" "$c3" "$v4"; do
+    check "chain v$n skipped configure" "configure ran" skipped_configure "$r"
     check "chain v$n equals clean build" "differs" same "$r" "$(build chain.clean$n)"
     n=$((n + 1))
   done
@@ -148,7 +242,7 @@ test_chain() {
 test_transfer() {
   local ck store2 inc clean
   ck=$(build makeCheckpoint.checkpoint) || { fail transfer "checkpoint build failed"; return; }
-  store2=$WORK/store2
+  store2=$WORK/store2-$SE
   chmod -R u+w "$store2" 2>/dev/null; rm -rf "$store2"; mkdir -p "$store2"
   nix-store --export $(nix-store -qR "$ck") > "$WORK/checkpoint.export" \
     || { fail transfer "export failed"; return; }
@@ -168,14 +262,15 @@ test_fallback() {
   local inc clean
   inc=$(build depChange.inc) || { fail depChange "build failed"; return; }
   clean=$(build depChange.clean) || { fail depChange "clean build failed"; return; }
-  check "changed dependency: loud fallback message" "no message" logs_have "$inc" "NOT RESTORING"
+  check "changed dependency: loud fallback naming buildInputs" "no message" \
+    fell_back "$inc" "recipe changed: buildInputs: unset -> '/nix/store/"
   expect_compiled "changed dependency: full build" "$inc" "$(compiled "$clean")"
   check "changed dependency equals clean build" "differs" same "$inc" "$clean"
   if build corrupt >/dev/null 2>&1; then
     fail "corrupt checkpoint" "the build succeeded"
   else
     check "corrupt checkpoint fails with exit code 6" "no 'restore failed with exit code 6'" \
-      grep -q "restore failed with exit code 6" "$WORK/logs/corrupt.log"
+      grep -q "restore failed with exit code 6" "$WORK/logs/$SE/corrupt.log"
   fi
 }
 
@@ -188,13 +283,13 @@ test_phases() {
   ck=$(build multi.checkpoint) || { fail multi "build failed"; return; }
   check "multiple outputs: dev kept, checkpoint added" "missing" \
     test -f "$(build multi.dev)/include/util.h" -a -f "$ck/checkpoint.nckp" -a -x "$(build multi)/bin/app"
+  # shellcheck disable=SC2046
   check "multiple outputs: output flags unchanged" "setOutputFlags was touched" \
-    [ "$(nix-instantiate --eval "$CASES" --argstr nixCheckpointBin "$BIN" -A multi.drvAttrs.setOutputFlags 2>/dev/null)" = "" ]
-  check "single output: setOutputFlags = false" "not set" \
-    [ "$(nix-instantiate --eval "$CASES" --argstr nixCheckpointBin "$BIN" -A hello.prepared.drvAttrs.setOutputFlags 2>/dev/null)" = false ]
+    [ "$(nix-instantiate --eval "$CASES" $(nixargs) -A multi.drvAttrs.setOutputFlags 2>/dev/null)" = "" ]
 }
 
 test_flake() {
+  [ "$SE" = standin ] || return 0   # evaluation only: once is enough
   local out
   if out=$(nix-instantiate --eval --strict "$here/flake-eval.nix" 2>&1); then
     pass "flake outputs: $out"
@@ -203,10 +298,16 @@ test_flake() {
   fi
 }
 
-all=(hello cmake make meson chain transfer fallback phases flake)
-for c in "${@:-${all[@]}}"; do
-  echo "--- $c"
-  "test_$c"
+all=(hello recipe make cmake meson chain transfer fallback phases flake)
+for SE in $STDENVS; do
+  if [ "$SE" = nixpkgs ] && [ ! -f "$repo/../shared/nixpkgs-stdenv/default.nix" ]; then
+    echo "SKIP  [nixpkgs] ../shared/nixpkgs-stdenv is not here (it is on development machines and in CI): the cases ran on the stand-in stdenv only"
+    continue
+  fi
+  for c in "${@:-${all[@]}}"; do
+    echo "--- [$SE] $c"
+    "test_$c"
+  done
 done
 echo
 [ "$failed" = 0 ] || printf 'failed: %s\n' "${failures[*]}"

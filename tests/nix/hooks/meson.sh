@@ -1,10 +1,12 @@
 # Stand-in for nixpkgs' meson setup hook: `meson setup build`, then the
-# ninja hook builds and installs.
+# ninja hook builds and installs. mesonFlags may be a string or an array.
 mesonConfigurePhase() {
   runHook preConfigure
-  echo "meson flags: --prefix=${prefix:-$out} ${mesonFlags:-}"
-  meson setup build --prefix="${prefix:-$out}" --buildtype=${mesonBuildType:-plain} \
-    --libdir=lib --wrap-mode=nodownload ${mesonFlags:-}
+  local -a flagsArray=(--prefix="$prefix" --buildtype="${mesonBuildType:-plain}"
+    --libdir=lib --wrap-mode=nodownload)
+  concatTo flagsArray mesonFlags mesonFlagsArray
+  echoCmd 'meson flags' "${flagsArray[@]}"
+  meson setup build "${flagsArray[@]}"
   cd build
   runHook postConfigure
 }

@@ -1,21 +1,37 @@
 # Stand-in for nixpkgs' ninja setup hook: build, check and install with ninja
-# when the derivation does not set those phases itself.
+# when the derivation does not set those phases itself. Like nixpkgs: ninja
+# runs in parallel unless enableParallelBuilding (enableParallelChecking,
+# enableParallelInstalling) is set empty; the flags are ninjaFlags and
+# ninjaFlagsArray (strings or arrays), not buildFlags; TERM=dumb.
+_ninjaJobs() { if [ -n "${!1-1}" ]; then echo "-j$NIX_BUILD_CORES"; else echo -j1; fi; }
+
 ninjaBuildPhase() {
   runHook preBuild
-  local par=-j1
-  [ -z "${enableParallelBuilding-1}" ] || par="-j$NIX_BUILD_CORES"
-  ninja $par ${ninjaFlags:-} ${buildFlags:-}
+  local -a flagsArray=("$(_ninjaJobs enableParallelBuilding)")
+  concatTo flagsArray ninjaFlags ninjaFlagsArray
+  echoCmd 'build flags' "${flagsArray[@]}"
+  TERM=dumb ninja "${flagsArray[@]}"
   runHook postBuild
 }
 ninjaCheckPhase() {
   runHook preCheck
-  if ninja -t query test >/dev/null 2>&1; then ninja ${ninjaFlags:-} test; else echo "no test target"; fi
+  if [ -z "${checkTarget:-}" ] && ninja -t query test >/dev/null 2>&1; then checkTarget=test; fi
+  if [ -z "${checkTarget:-}" ]; then
+    echo "no test target found in ninja, doing nothing"
+  else
+    local -a flagsArray=("$(_ninjaJobs enableParallelChecking)")
+    concatTo flagsArray ninjaFlags ninjaFlagsArray checkTarget
+    echoCmd 'check flags' "${flagsArray[@]}"
+    TERM=dumb ninja "${flagsArray[@]}"
+  fi
   runHook postCheck
 }
 ninjaInstallPhase() {
   runHook preInstall
-  mkdir -p "${prefix:-$out}"
-  ninja ${ninjaFlags:-} install
+  local -a flagsArray=("$(_ninjaJobs enableParallelInstalling)")
+  concatTo flagsArray ninjaFlags ninjaFlagsArray installTargets=install
+  echoCmd 'install flags' "${flagsArray[@]}"
+  TERM=dumb ninja "${flagsArray[@]}"
   runHook postInstall
 }
 if [ -z "${dontUseNinjaBuild:-}" ] && [ -z "${buildPhase:-}" ]; then buildPhase=ninjaBuildPhase; fi

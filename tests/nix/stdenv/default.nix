@@ -1,9 +1,10 @@
 # A stand-in for nixpkgs' stdenv, for tests: builtins only, host toolchain
 # (/usr/bin via extra-sandbox-paths), nixpkgs' documented mkDerivation
-# protocol (phases, hooks, outputs, overrideAttrs).
+# protocol (phases, hooks, outputs, overrideAttrs, env, __structuredAttrs
+# (passed to Nix as given), check inputs).
 { system ? builtins.currentSystem }:
 let
-  inherit (builtins) isFunction removeAttrs listToAttrs map filter attrNames;
+  inherit (builtins) isFunction removeAttrs listToAttrs map filter attrNames intersectAttrs concatStringsSep;
 
   # The stdenv package: `setup`, the default builder, and a logging compiler.
   stdenv0 = derivation {
@@ -25,12 +26,39 @@ let
     let
       name = attrs.name or "${attrs.pname}-${attrs.version}";
       outputs = attrs.outputs or [ "out" ];
-      drvAttrs = removeAttrs attrs [ "passthru" "meta" ] // {
-        inherit name outputs system;
+      structured = attrs.__structuredAttrs or false;
+      env = attrs.env or { };
+      doCheck = attrs.doCheck or false;
+      doInstallCheck = attrs.doInstallCheck or false;
+      when = c: l: if c then l else [ ];
+      # nixpkgs' make-derivation.nix: check inputs join the build inputs only
+      # when their phase runs (the *CheckInputs attributes themselves are dropped).
+      nativeBuildInputs = (attrs.nativeBuildInputs or [ ])
+        ++ when doCheck (attrs.nativeCheckInputs or [ ])
+        ++ when doInstallCheck (attrs.nativeInstallCheckInputs or [ ]);
+      buildInputs = (attrs.buildInputs or [ ])
+        ++ when doCheck (attrs.checkInputs or [ ])
+        ++ when doInstallCheck (attrs.installCheckInputs or [ ]);
+      base = removeAttrs attrs [ "passthru" "meta" "env"
+          "checkInputs" "nativeCheckInputs" "installCheckInputs" "nativeInstallCheckInputs" ] // {
+        inherit name outputs system nativeBuildInputs buildInputs doCheck doInstallCheck;
         stdenv = stdenv0;
         builder = attrs.builder or "/bin/bash";
         args = attrs.args or [ "-e" ./builder.sh ];
-      };
+      }
+      # nixpkgs: enableParallelBuilding turns on parallel check and install
+      # unless they are set.
+      // (if attrs.enableParallelBuilding or false then {
+        enableParallelChecking = attrs.enableParallelChecking or true;
+        enableParallelInstalling = attrs.enableParallelInstalling or true;
+      } else { });
+      # nixpkgs: `env` members become plain attributes (and, with structured
+      # attrs, stay in `env` too, which setup.sh exports); they may not
+      # collide with other attributes.
+      overlap = attrNames (intersectAttrs env base);
+      drvAttrs = if overlap != [ ]
+        then throw "mkDerivation ${name}: env overlaps attributes: ${concatStringsSep ", " overlap}"
+        else base // env // (if structured then { inherit env; } else { });
       clean = listToAttrs (map (n: { name = n; value = drvAttrs.${n}; })
         (filter (n: drvAttrs.${n} != null && !(isFunction drvAttrs.${n})) (attrNames drvAttrs)));
       drv = derivation clean;
