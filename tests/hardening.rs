@@ -1421,3 +1421,106 @@ fn fifo_in_place_of_the_pack_does_not_hang() {
     run.assert_code(4, "fifo state");
     arena.check("fifo state");
 }
+
+// ------------------------------------------------------------- clock skew
+
+/// Finding 1 of #12: builds `project` (make or ninja), dates every product
+/// an hour ahead (the earlier build ran on a machine whose clock was), saves,
+/// then edits `main.c` in a fresh tree, restores and builds again: the build
+/// tool must recompile `main.o` *and relink* `app`, so that the new `app`
+/// prints the new text. Before the fix, restore waited its 2 s and returned;
+/// make rebuilt `main.o` at the real time, older than the restored `app`,
+/// and did not relink ("Clock skew detected").
+fn clock_skewed_products_relink(tool: &str) {
+    let ws = util::Workspace::new();
+    let v1 = ws.dir.path().join("v1");
+    std::fs::create_dir(&v1).unwrap();
+    std::fs::write(
+        v1.join("Makefile"),
+        "app: main.o util.o\n\t@echo LD app\n\t@$(CC) -o $@ main.o util.o\n\
+         %.o: %.c\n\t@echo CC $<\n\t@$(CC) -c -o $@ $<\n",
+    )
+    .unwrap();
+    std::fs::write(
+        v1.join("build.ninja"),
+        "rule cc\n  command = cc -c -o $out $in\n  description = CC $in\n\
+         rule ld\n  command = cc -o $out $in\n  description = LD $out\n\
+         build main.o: cc main.c\nbuild util.o: cc util.c\nbuild app: ld main.o util.o\n",
+    )
+    .unwrap();
+    std::fs::write(
+        v1.join("main.c"),
+        "#include <stdio.h>\nint twice(int);\nint main(void){printf(\"one %d\\n\", twice(1));return 0;}\n",
+    )
+    .unwrap();
+    std::fs::write(v1.join("util.c"), "int twice(int x){return 2*x;}\n").unwrap();
+    let build = if tool == "make" { "make" } else { "ninja" };
+
+    let project = ws.root().join("project");
+    ws.fresh_root();
+    util::unpack(&v1, &project);
+    ws.snapshot();
+    util::sh(&project, build);
+    let ahead = filetime::FileTime::from_unix_time(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs() as i64
+            + 3600,
+        0,
+    );
+    for product in ["main.o", "util.o", "app", ".ninja_log", ".ninja_deps"] {
+        if project.join(product).exists() {
+            filetime::set_file_mtime(project.join(product), ahead).unwrap();
+        }
+    }
+    let checkpoint = ws.save("skewed");
+
+    ws.fresh_root();
+    util::unpack(&v1, &project);
+    let main_c = std::fs::read_to_string(project.join("main.c")).unwrap();
+    std::fs::write(project.join("main.c"), main_c.replace("one", "two")).unwrap();
+    ws.snapshot();
+    let started = std::time::Instant::now();
+    let out = ws.restore(&checkpoint);
+    let waited = started.elapsed();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("moved back"),
+        "no clock-skew warning: {stderr}"
+    );
+    assert!(waited.as_secs_f64() < 1.5, "restore waited {waited:?}");
+    let now = std::time::SystemTime::now();
+    for e in walkdir::WalkDir::new(ws.root()) {
+        let e = e.unwrap();
+        let mtime = e.metadata().unwrap().modified().unwrap();
+        assert!(mtime <= now, "{} lies in the future", e.path().display());
+    }
+    let log = util::sh(&project, build);
+    assert!(
+        log.contains("CC main.c"),
+        "{tool} did not recompile main.c:\n{log}"
+    );
+    assert!(
+        !log.contains("CC util.c"),
+        "{tool} recompiled util.c:\n{log}"
+    );
+    assert!(log.contains("LD app"), "{tool} did not relink app:\n{log}");
+    assert!(!log.contains("skew"), "{tool}: {log}");
+    assert_eq!(util::sh(&project, "./app"), "two 2\n");
+    ws.assert_canary_intact();
+}
+
+#[test]
+fn clock_skewed_checkpoint_still_relinks_with_make() {
+    clock_skewed_products_relink("make");
+}
+
+#[test]
+fn clock_skewed_checkpoint_still_relinks_with_ninja() {
+    if Command::new("ninja").arg("--version").output().is_err() {
+        eprintln!("ninja not installed (apt-get install -y ninja-build): skipped");
+        return;
+    }
+    clock_skewed_products_relink("ninja");
+}

@@ -162,6 +162,8 @@ impl Builder {
         Plan {
             actions,
             fresh_mtime,
+            shifted_back_nanos: 0,
+            shifted_from: Timestamp::default(),
         }
     }
 }

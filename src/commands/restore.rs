@@ -97,6 +97,7 @@ pub fn run(
         &now_scan.manifest,
         Timestamp::now(),
     );
+    warnings.extend(plan.warnings());
     let counts = plan.counts();
 
     if options.dry_run {

@@ -53,9 +53,16 @@
 //!   the *content* is the correct one; only its mtime is newer, which can
 //!   only make more targets rebuild, never fewer: safe. A `Freshen`ed target
 //!   keeps its own reason. Directories are not freshened this way.
-//! * `fresh_mtime = max(now, newest restored mtime + 1 s)`, where the
-//!   restored mtimes are those of every `Retime` and every `Create` other
-//!   than the freshened symlink targets above.
+//! * **No mtime in the future.** `fresh_mtime = now`. The restored mtimes
+//!   (those of every `Retime` and every `Create` other than the freshened
+//!   symlink targets above) are B's, all moved back by the same amount when
+//!   the newest of them is later than `now - 1 s` (a checkpoint from a
+//!   machine whose clock was ahead, or less than a second old), so that the
+//!   newest is exactly `now - 1 s`: their order and gaps are kept, none
+//!   lies in the future, and the fresh mtime is newer than all of them.
+//!   Otherwise make would see products newer than the files the build is
+//!   about to write (the rebuilt `main.o` older than the restored `app`,
+//!   so no relink): a silently stale build.
 
 use crate::tree::{Entry, Kind, Manifest, Node, RelPath, Timestamp};
 use std::fmt;
@@ -139,9 +146,16 @@ impl Action {
 pub struct Plan {
     /// Sorted by path; at most one action per path.
     pub actions: Vec<Action>,
-    /// Strictly newer than every mtime the plan restores:
-    /// `max(now, newest restored + 1 s)`.
+    /// `now`, strictly newer than every mtime the plan restores (which are
+    /// at most `now - 1 s`).
     pub fresh_mtime: Timestamp,
+    /// How far (ns) every restored mtime was moved back because the newest
+    /// lay less than 1 s before `now`, or after it (the checkpoint's clock
+    /// was ahead of this machine's); 0 otherwise.
+    pub shifted_back_nanos: i128,
+    /// The restored mtimes at or after this one (B's, before the move) are
+    /// the ones moved back by `shifted_back_nanos`.
+    pub shifted_from: Timestamp,
 }
 
 /// Counts of each kind of action, for summaries.
@@ -155,6 +169,20 @@ pub struct PlanCounts {
 }
 
 impl Plan {
+    /// What a restore should tell the user about this plan, beyond counts.
+    pub fn warnings(&self) -> Vec<String> {
+        let mut warnings = Vec::new();
+        if self.shifted_back_nanos > 0 {
+            warnings.push(format!(
+                "the checkpoint's newest mtime lies {:.3} s after this machine's clock minus 1 s \
+                 (its build ran on a machine whose clock was ahead, or moments ago): every \
+                 restored mtime was moved back by that much, keeping their order",
+                self.shifted_back_nanos as f64 / 1e9
+            ));
+        }
+        warnings
+    }
+
     pub fn counts(&self) -> PlanCounts {
         let mut c = PlanCounts::default();
         for action in &self.actions {
@@ -425,15 +453,23 @@ impl<'a> Planner<'a> {
     }
 
     fn finish(self, now: Timestamp) -> Plan {
-        let newest_restored = self
+        let restored_mtimes: Vec<Timestamp> = self
             .rows
             .iter()
             .filter_map(|r| match r.d {
                 Decision::Create | Decision::Retime => r.b.map(|b| b.mtime),
                 _ => None,
             })
-            .max();
-        let fresh_mtime = newest_restored.map_or(now, |t| now.max(t.plus_secs(1)));
+            .collect();
+        let (shifted_from, shift) = clock_shift(restored_mtimes, now);
+        let restored = |t: Timestamp| {
+            if shift > 0 && t >= shifted_from {
+                t.minus_nanos(shift)
+            } else {
+                t
+            }
+        };
+        let fresh_mtime = now;
         let actions = self
             .rows
             .iter()
@@ -453,14 +489,16 @@ impl<'a> Planner<'a> {
                             path,
                             kind: b.node.kind(),
                             mode: b.mode,
-                            mtime: b.mtime,
+                            mtime: restored(b.mtime),
                         }
                     }
                     Decision::Create | Decision::FreshCreate => {
                         let mut entry = row.b.expect("create has B").clone();
-                        if row.d == Decision::FreshCreate {
-                            entry.mtime = fresh_mtime;
-                        }
+                        entry.mtime = if row.d == Decision::FreshCreate {
+                            fresh_mtime
+                        } else {
+                            restored(entry.mtime)
+                        };
                         Action::Create {
                             entry,
                             replaces: row.c.map(|c| c.node.kind()),
@@ -491,6 +529,43 @@ impl<'a> Planner<'a> {
         Plan {
             actions,
             fresh_mtime,
+            shifted_back_nanos: shift,
+            shifted_from,
+        }
+    }
+}
+
+/// Which restored mtimes move back, and by how much (ns), so that none lies
+/// after `now - 1 s` and their order is kept: `(from, shift)` moves every
+/// mtime `>= from` back by `shift`. The shift is what puts the newest at
+/// `now - 1 s`; the moved group is the smallest run of the newest mtimes
+/// that, moved, stays strictly after every mtime left in place. So in the
+/// ordinary skew case (sources unpacked from the store at mtime 1, products
+/// an hour ahead) only the products move, and nothing lands before 1970.
+fn clock_shift(mut mtimes: Vec<Timestamp>, now: Timestamp) -> (Timestamp, i128) {
+    mtimes.sort_unstable();
+    mtimes.dedup();
+    let Some(&newest) = mtimes.last() else {
+        return (Timestamp::default(), 0);
+    };
+    let shift = newest.plus_secs(1).as_nanos() - now.as_nanos();
+    if shift <= 0 {
+        return (Timestamp::default(), 0);
+    }
+    let mut k = mtimes.len() - 1;
+    while k > 0 && mtimes[k].as_nanos() - shift <= mtimes[k - 1].as_nanos() {
+        k -= 1;
+    }
+    (mtimes[k], shift)
+}
+
+impl Plan {
+    /// The mtime the plan gives a restored entry whose mtime in B is `b`.
+    pub fn restored_mtime(&self, b: Timestamp) -> Timestamp {
+        if self.shifted_back_nanos > 0 && b >= self.shifted_from {
+            b.minus_nanos(self.shifted_back_nanos)
+        } else {
+            b
         }
     }
 }
