@@ -465,15 +465,12 @@ fn hostile_checkpoints_are_refused_before_the_first_write() {
             .assert_stderr_has("NOTHING RESTORED", &c.name);
         assert_same(&c.name, &tree, &tree_picture(&arena.root()));
         arena.check(&c.name);
-        // inspect and verify refuse the same (verify checks blobs too).
-        // verify checks the format; what is only unsafe to *apply* (the
-        // marker's name, a setuid file) is refused by restore's plan check.
-        let plan_level =
-            ["reserved", "setuid", "outside what file systems store"].contains(&c.reason);
+        // verify refuses the same (it checks blobs too, and everything
+        // restore checks before writing: "intact" means "restorable").
         let run = run_args(&["verify", dir.to_str().unwrap()]);
-        assert_eq!(
-            run.code,
-            if plan_level { 0 } else { c.code },
+        assert_eq!(run.code, c.code, "verify {}: {}", c.name, run.stderr);
+        assert!(
+            run.stderr.contains(c.reason),
             "verify {}: {}",
             c.name,
             run.stderr
@@ -1371,11 +1368,16 @@ fn fuzz_fresh_mtime_saturates_at_i64_max() {
     let p = Manifest::new(vec![dir(0)]).unwrap();
     let b = Manifest::new(vec![dir(i64::MAX)]).unwrap();
     let c = Manifest::new(vec![dir(1)]).unwrap();
-    let plan = plan(&p, &b, &c, Timestamp::new(1_700_000_000, 0));
-    // The planner cannot go beyond i64::MAX...
-    assert!(plan.fresh_mtime <= Timestamp::new(i64::MAX, 375_000_000));
-    // ...so apply refuses the plan before writing anything.
-    let err = nix_checkpoint::apply::check_plan(Path::new("/build"), &plan).unwrap_err();
+    let now = Timestamp::new(1_700_000_000, 0);
+    let plan = plan(&p, &b, &c, now);
+    // The planner moves it back (#12, 1), so it no longer lies in the future...
+    assert_eq!(plan.fresh_mtime, now);
+    assert!(plan.actions.iter().all(|a| match a {
+        nix_checkpoint::merge::Action::Retime { mtime, .. } => mtime.plus_secs(1) <= now,
+        _ => true,
+    }));
+    // ...and restore (and verify) refuse such a checkpoint before planning.
+    let err = nix_checkpoint::apply::check_checkpoint(Path::new("/build"), &b, now).unwrap_err();
     assert!(
         err.to_string().contains("outside what file systems store"),
         "{err}"
@@ -1384,11 +1386,12 @@ fn fuzz_fresh_mtime_saturates_at_i64_max() {
         err.exit_code(),
         nix_checkpoint::exit_code::ExitCode::CheckpointUnsafe
     );
-    // The latest accepted mtime still leaves room for a strictly newer fresh one.
+    // The latest accepted mtime is accepted, and moved back too.
     let b = Manifest::new(vec![dir(nix_checkpoint::apply::MAX_RESTORED_SECS)]).unwrap();
-    let plan = nix_checkpoint::merge::plan(&p, &b, &c, Timestamp::new(1_700_000_000, 0));
+    nix_checkpoint::apply::check_checkpoint(Path::new("/build"), &b, now).unwrap();
+    let plan = nix_checkpoint::merge::plan(&p, &b, &c, now);
     nix_checkpoint::apply::check_plan(Path::new("/build"), &plan).unwrap();
-    assert!(plan.fresh_mtime.secs <= nix_checkpoint::apply::MAX_RESTORED_SECS + 1);
+    assert_eq!(plan.fresh_mtime, now);
 }
 
 /// Bug: a fifo in place of `checkpoint.nckp` (or of the snapshot state)
@@ -1523,4 +1526,122 @@ fn clock_skewed_checkpoint_still_relinks_with_ninja() {
         return;
     }
     clock_skewed_products_relink("ninja");
+}
+
+// ------------------------------------- names the scan leaves out (#12, 2)
+
+/// Finding 2 of #12, checkpoint side: B lists a name the scan leaves out
+/// (`env-vars`, which Nix writes into every build directory, the state, a
+/// passAsFile `.attr-*`). Restore used to plan a `Create` there and fail at
+/// `O_EXCL` after its first write (exit 10, marker left, even with
+/// `--fallback-on-error`). Now refused before the first write: exit 8, and
+/// 3 with `--fallback-on-error`, the tree untouched; `verify` agrees.
+#[test]
+fn checkpoint_entry_at_a_name_the_scan_leaves_out_is_refused_before_the_first_write() {
+    let mut arena = Arena::new();
+    populate_sources(&arena.root());
+    std::fs::write(
+        arena.root().join("env-vars"),
+        "declare -x out=/nix/store/x\n",
+    )
+    .unwrap();
+    std::fs::write(arena.root().join(".nix-checkpoint-state"), "state").unwrap();
+    std::fs::write(arena.root().join(".attr-0"), "attr").unwrap();
+    let root = arena.root_bytes();
+    let mut dirs = Vec::new();
+    for (i, name) in [
+        &b"env-vars"[..],
+        b".nix-checkpoint-state",
+        b".attr-0",
+        b".attr-new",
+    ]
+    .iter()
+    .enumerate()
+    {
+        let pack = sorted(
+            RawPack::new(&root)
+                .with_file(b"a.o", b"product")
+                .with_file(name, b"crafted"),
+        );
+        dirs.push((
+            String::from_utf8_lossy(name).into_owned(),
+            arena.put_pack(&format!("excl{i}"), &pack.to_bytes()),
+        ));
+    }
+    arena.seal(&[]);
+    let tree = tree_picture(&arena.root());
+    for (name, dir) in &dirs {
+        arena
+            .restore(dir, &[])
+            .assert_code(8, name)
+            .assert_stderr_has(name, name)
+            .assert_stderr_has("reserved", name);
+        arena
+            .restore(dir, &["--fallback-on-error"])
+            .assert_code(3, name)
+            .assert_stderr_has("NOTHING RESTORED", name);
+        let run = run_args(&["verify", dir.to_str().unwrap()]);
+        run.assert_code(8, name).assert_stderr_has("reserved", name);
+        assert_same(name, &tree, &tree_picture(&arena.root()));
+        assert!(!arena.root().join(MARKER).exists());
+        arena.check(name);
+    }
+}
+
+/// Finding 8 of #12: `verify` said "intact" for packs `restore` refuses at
+/// its plan check. Now it makes every check restore makes on the checkpoint
+/// before writing, and both refuse the same packs with the same exit code
+/// and reason (here also the clock case: mtimes spanning so much that
+/// moving the future ones back would land the oldest before 1901).
+#[test]
+fn verify_says_intact_only_for_packs_restore_accepts() {
+    let mut arena = Arena::new();
+    populate_sources(&arena.root());
+    let root = arena.root_bytes();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let mut setuid = RawPack::new(&root).with_file(b"su", b"x");
+    setuid.after[0].mode = 0o4755;
+    let mut marker = RawPack::new(&root).with_file(MARKER.as_bytes(), b"x");
+    marker.after[0].mode = 0o644;
+    let mut year_3000 = RawPack::new(&root).with_file(b"late.o", b"x");
+    year_3000.after[0].mtime = (32_503_680_000, 0);
+    let mut span = RawPack::new(&root)
+        .with_file(b"new.o", b"new")
+        .with_file(b"old.o", b"old");
+    span.after[0].mtime = (now + 3600, 0);
+    span.after[1].mtime = (nix_checkpoint::apply::MIN_RESTORED_SECS, 0);
+    let cases = [
+        ("setuid", setuid, "setuid"),
+        ("marker", marker, "reserved"),
+        ("year 3000", year_3000, "outside what file systems store"),
+        ("span", span, "outside what file systems store"),
+    ];
+    let mut dirs = Vec::new();
+    for (i, (name, pack, reason)) in cases.into_iter().enumerate() {
+        let dir = arena.put_pack(&format!("v{i}"), &sorted(pack).to_bytes());
+        dirs.push((name, dir, reason));
+    }
+    arena.seal(&[]);
+    for (name, dir, reason) in &dirs {
+        let verify = run_args(&["verify", dir.to_str().unwrap()]);
+        verify.assert_code(8, name).assert_stderr_has(reason, name);
+        assert!(
+            !verify.stderr.contains("intact"),
+            "{name}: {}",
+            verify.stderr
+        );
+        arena
+            .restore(dir, &[])
+            .assert_code(8, name)
+            .assert_stderr_has(reason, name);
+        arena.check(name);
+    }
+    // And a sound pack is both intact and restorable.
+    let dir = arena.put_pack("sound", &sound_pack(&root).to_bytes());
+    run_args(&["verify", dir.to_str().unwrap()])
+        .assert_code(0, "sound")
+        .assert_stderr_has("intact and restorable", "sound");
 }

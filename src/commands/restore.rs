@@ -53,7 +53,10 @@ pub fn run(
     started: Instant,
 ) -> Result<Report, Error> {
     crate::apply::check_no_interrupted_restore(&tree.root)?;
-    let reader = match PackReader::open(checkpoint) {
+    // Everything restore refuses for the checkpoint alone, as `verify` does.
+    let reader = match PackReader::open(checkpoint)
+        .and_then(|r| super::verify::check_restorable(&r, Timestamp::now()).map(|()| r))
+    {
         Ok(reader) => reader,
         Err(e) if options.fallback_on_error => {
             return Ok(fall_back(

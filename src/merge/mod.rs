@@ -548,7 +548,7 @@ fn clock_shift(mut mtimes: Vec<Timestamp>, now: Timestamp) -> (Timestamp, i128) 
     let Some(&newest) = mtimes.last() else {
         return (Timestamp::default(), 0);
     };
-    let shift = newest.plus_secs(1).as_nanos() - now.as_nanos();
+    let shift = newest.as_nanos() + 1_000_000_000 - now.as_nanos();
     if shift <= 0 {
         return (Timestamp::default(), 0);
     }

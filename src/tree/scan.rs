@@ -44,6 +44,12 @@ impl Exclusions {
         }
     }
 
+    /// Whether a top-level name or listed path is excluded (what the scan
+    /// leaves out, without descending).
+    pub fn excludes_name(&self, path: &[u8]) -> bool {
+        self.excludes(path)
+    }
+
     fn excludes(&self, path: &[u8]) -> bool {
         let top_level = !path.contains(&b'/');
         (top_level
