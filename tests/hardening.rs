@@ -1645,3 +1645,107 @@ fn verify_says_intact_only_for_packs_restore_accepts() {
         .assert_code(0, "sound")
         .assert_stderr_has("intact and restorable", "sound");
 }
+
+/// Finding 2 of #12, tree side, through the binary: a fifo where the
+/// checkpoint has a product, and a fifo inside a directory the checkpoint
+/// removes. Restore used to fail after its first write ("File exists",
+/// "Directory not empty": exit 10, marker left). Now the product is
+/// skipped, the directory kept (only what B deleted inside it removed),
+/// exit 0, and the fifos are never opened.
+#[test]
+fn special_file_in_the_new_tree_where_the_checkpoint_writes_is_skipped() {
+    let mut arena = Arena::new();
+    let root = arena.root();
+    std::fs::create_dir(root.join("d")).unwrap();
+    std::fs::write(root.join("d/a"), "A").unwrap();
+    mkfifo(&root.join("d/fifo"));
+    mkfifo(&root.join("p.o"));
+    let mut pack = RawPack::new(&arena.root_bytes())
+        .with_file(b"p.o", b"product")
+        .with_file(b"q.o", b"other product");
+    pack.before = vec![RawEntry::dir(b"d"), RawEntry::file(b"d/a", b"A")];
+    let dir = arena.put_pack("fifo", &sorted(pack).to_bytes());
+    arena.seal(&[]);
+    let run = with_timeout(
+        {
+            let root = root.clone();
+            let dir = dir.clone();
+            move || {
+                run(&[
+                    "restore".as_ref(),
+                    "--root".as_ref(),
+                    root.as_os_str(),
+                    dir.as_os_str(),
+                ])
+            }
+        },
+        "restore over fifos",
+    );
+    run.assert_code(0, "fifos")
+        .assert_stderr_has("products not restored", "fifos");
+    let ft = |p: &str| std::fs::symlink_metadata(root.join(p)).unwrap().file_type();
+    use std::os::unix::fs::FileTypeExt;
+    assert!(ft("p.o").is_fifo(), "the fifo stays");
+    assert!(ft("d/fifo").is_fifo());
+    assert!(ft("d").is_dir(), "the directory holding it stays");
+    assert!(!root.join("d/a").exists(), "what B deleted goes");
+    assert_eq!(std::fs::read(root.join("q.o")).unwrap(), b"other product");
+    assert!(!root.join(MARKER).exists());
+    arena.check("fifos");
+}
+
+/// Finding 4 of #12: a file of the new tree hard-linked to a file outside
+/// it. Restore used to set the outside file's mtime (to 1 s through a
+/// `Retime`). Now an unchanged one is not re-timed (exit 0, warning), and a
+/// changed one, which would need the fresh mtime, makes restore fall back
+/// (exit 3, nothing restored). Either way the outside file is untouched.
+#[test]
+fn hard_link_to_a_file_outside_the_tree_is_never_retimed() {
+    let mut arena = Arena::new();
+    let root = arena.root();
+    let outside = arena.dir.path().join("outside");
+    std::fs::create_dir(&outside).unwrap();
+    std::fs::write(outside.join("h.c"), "int h;\n").unwrap();
+    let odd = filetime::FileTime::from_unix_time(1_500_000_000, 123_456_789);
+    filetime::set_file_mtime(outside.join("h.c"), odd).unwrap();
+    std::fs::hard_link(outside.join("h.c"), root.join("h.c")).unwrap();
+    std::fs::write(root.join("k.c"), "int k;\n").unwrap();
+
+    // Unchanged since P; B re-times it to 1 s.
+    let mut pack = RawPack::new(&arena.root_bytes()).with_file(b"p.o", b"product");
+    pack.before = vec![
+        RawEntry::file(b"h.c", b"int h;\n"),
+        RawEntry::file(b"k.c", b"int k;\n"),
+    ];
+    pack.after
+        .push(RawEntry::file(b"h.c", b"int h;\n").with_mtime(1, 0));
+    pack.after
+        .push(RawEntry::file(b"k.c", b"int k;\n").with_mtime(1, 0));
+    let unchanged = arena.put_pack("unchanged", &sorted(pack.clone()).to_bytes());
+    // Changed since P: it would need the fresh mtime.
+    pack.before[0] = RawEntry::file(b"h.c", b"int old_h;\n");
+    pack.after[1] = RawEntry::file(b"h.c", b"int old_h;\n").with_mtime(1, 0);
+    let changed = arena.put_pack("changed", &sorted(pack).to_bytes());
+    arena.seal(&[&outside]);
+
+    let tree = tree_picture(&root);
+    arena
+        .restore(&changed, &[])
+        .assert_code(3, "changed")
+        .assert_stderr_has("hard link to a file outside", "changed");
+    assert_same("changed", &tree, &tree_picture(&root));
+    arena.check("changed");
+
+    arena
+        .restore(&unchanged, &[])
+        .assert_code(0, "unchanged")
+        .assert_stderr_has("hard links", "unchanged");
+    arena.check("unchanged");
+    let mtime = |p: &Path| filetime::FileTime::from_last_modification_time(&p.metadata().unwrap());
+    assert_eq!(mtime(&outside.join("h.c")), odd);
+    assert_eq!(
+        mtime(&root.join("k.c")),
+        filetime::FileTime::from_unix_time(1, 0)
+    );
+    assert_eq!(std::fs::read(root.join("p.o")).unwrap(), b"product");
+}

@@ -164,6 +164,7 @@ impl Builder {
             fresh_mtime,
             shifted_back_nanos: 0,
             shifted_from: Timestamp::default(),
+            cannot_freshen: Vec::new(),
         }
     }
 }

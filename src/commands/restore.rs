@@ -94,13 +94,20 @@ pub fn run(
     )?;
     warnings.extend(now_scan.warnings);
     let checkpoint_data = reader.checkpoint();
-    let plan = merge::plan(
+    let plan = merge::plan_with(
         &checkpoint_data.before,
         &checkpoint_data.after,
         &now_scan.manifest,
+        merge::Unrecorded {
+            hidden: &now_scan.hidden,
+            linked_outside: &now_scan.linked_outside,
+        },
         Timestamp::now(),
     );
     warnings.extend(plan.warnings());
+    if let Some(reason) = plan.fall_back_reason() {
+        return Ok(fall_back(reason, started, warnings));
+    }
     let counts = plan.counts();
 
     if options.dry_run {
