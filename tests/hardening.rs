@@ -1118,7 +1118,7 @@ fn killed_save_leaves_no_checkpoint_or_a_valid_one() {
         }
         for name in leftovers(&out) {
             assert!(
-                name == "checkpoint.nckp" || name == ".checkpoint.nckp.tmp",
+                name == "checkpoint.nckp" || name.starts_with(".checkpoint.nckp.tmp."),
                 "left {name}"
             );
         }
@@ -1748,4 +1748,102 @@ fn hard_link_to_a_file_outside_the_tree_is_never_retimed() {
         filetime::FileTime::from_unix_time(1, 0)
     );
     assert_eq!(std::fs::read(root.join("p.o")).unwrap(), b"product");
+}
+
+// ------------------------------------------- concurrent saves (#12, 5)
+
+fn save_args<'a>(
+    arena: &'a Arena,
+    root: &'a Path,
+    state: &'a Path,
+    out: &'a Path,
+) -> Vec<&'a OsStr> {
+    let _ = arena;
+    vec![
+        "save".as_ref(),
+        "--root".as_ref(),
+        root.as_os_str(),
+        "--state".as_ref(),
+        state.as_os_str(),
+        "--output".as_ref(),
+        out.as_os_str(),
+    ]
+}
+
+/// Finding 5 of #12: two saves into one `--output` at once (9 of 12 times
+/// the save that exited 0 lost its pack to the other), and one of them
+/// killed mid-write (2 of 5 times `checkpoint.nckp` was its truncated file,
+/// the previous good pack gone). Now every save writes its own temporary
+/// file under a lock on the directory: after any such round the pack is
+/// byte for byte one of the two complete packs, and it verifies.
+#[test]
+fn concurrent_saves_into_one_output_leave_a_complete_pack() {
+    let mut arena = Arena::new();
+    let roots = [arena.root(), arena.dir.path().join("outside/build2")];
+    let states = [arena.state(), arena.dir.path().join("outside/state2")];
+    let shared = arena.dir.path().join("outside/shared");
+    let mut references = Vec::new();
+    for (i, (root, state)) in roots.iter().zip(&states).enumerate() {
+        std::fs::create_dir_all(root).unwrap();
+        populate_sources(root);
+        run(&[
+            "snapshot".as_ref(),
+            "--root".as_ref(),
+            root.as_os_str(),
+            "--state".as_ref(),
+            state.as_os_str(),
+        ])
+        .assert_code(0, "snapshot");
+        std::fs::create_dir(root.join("out")).unwrap();
+        for f in 0..200 {
+            std::fs::write(
+                root.join(format!("out/{f}.o")),
+                random_bytes(20 << 10, f + 1000 * i as u64),
+            )
+            .unwrap();
+        }
+        let reference = arena.dir.path().join(format!("outside/ref{i}"));
+        run(&save_args(&arena, root, state, &reference)).assert_code(0, "reference save");
+        references.push(std::fs::read(reference.join("checkpoint.nckp")).unwrap());
+    }
+    assert_ne!(references[0], references[1]);
+    arena.seal(&[&roots[0], &roots[1]]);
+    let check = |what: &str| {
+        let pack = std::fs::read(shared.join("checkpoint.nckp")).unwrap();
+        assert!(
+            references.contains(&pack),
+            "{what}: not one of the two complete packs"
+        );
+        assert_eq!(
+            run_args(&["verify", shared.to_str().unwrap()]).code,
+            0,
+            "{what}"
+        );
+    };
+    for round in 0..12 {
+        let children: Vec<_> = (0..2)
+            .map(|i| spawn(&save_args(&arena, &roots[i], &states[i], &shared)))
+            .collect();
+        for mut child in children {
+            assert!(
+                child.wait().unwrap().success(),
+                "round {round}: a save failed"
+            );
+        }
+        check(&format!("round {round}"));
+    }
+    // One of the two killed mid-write: the other's pack, or the previous one.
+    let mut killed_mid_write = 0;
+    for round in 0..8u64 {
+        let survivor = spawn(&save_args(&arena, &roots[0], &states[0], &shared));
+        let victim = spawn(&save_args(&arena, &roots[1], &states[1], &shared));
+        if !kill_after(victim, 2_000 + round * 15_000) {
+            killed_mid_write += 1;
+        }
+        let mut survivor = survivor;
+        assert!(survivor.wait().unwrap().success(), "kill round {round}");
+        check(&format!("kill round {round}"));
+    }
+    eprintln!("concurrent saves: 12 rounds of two, 8 with one killed ({killed_mid_write} before it finished)");
+    arena.check("concurrent saves");
 }

@@ -630,18 +630,34 @@ pub fn bounded_decompress(stored: &[u8], raw_len: u64) -> Result<Vec<u8>, String
 // ---------------------------------------------------------------- atomic
 
 /// A temporary file next to its destination, removed on drop unless
-/// [`AtomicFile::commit`] renamed it into place.
+/// [`AtomicFile::commit`] renamed it into place. While it exists, it holds
+/// an exclusive `flock` on the destination's directory, so two writers into
+/// one directory (two saves with one `--output`) take turns: each renames
+/// its own complete file, never the other's.
 pub struct AtomicFile {
     pub temp: PathBuf,
     dest: PathBuf,
     dir: PathBuf,
     file: Option<File>,
+    /// The directory, locked (`flock(LOCK_EX)`) until drop.
+    _lock: nix::fcntl::Flock<File>,
+}
+
+/// A name no other writer uses: pid, time and a per-process counter.
+fn unique_suffix() -> String {
+    static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    format!("{}.{nanos:x}.{n}", std::process::id())
 }
 
 impl AtomicFile {
-    /// Creates `dir/.NAME.tmp` exclusively (mode 0644). A stale regular file
-    /// of that name (from a killed run) is removed first; anything else of
-    /// that name (a directory, a symlink) is an error and is left alone.
+    /// Locks the destination's directory (waiting for another writer to
+    /// finish), removes stale temporary files of killed writers (regular
+    /// files named `.NAME.tmp*`: under the lock no live writer has one), and
+    /// creates `dir/.NAME.tmp.<pid>.<time>.<n>` exclusively (mode 0644).
     pub fn create(dest: &Path) -> Result<AtomicFile, FormatError> {
         // `Path::new("state").parent()` is `Some("")`: that is the current
         // directory, which `File::open("")` (for the directory fsync) is not.
@@ -649,42 +665,51 @@ impl AtomicFile {
             Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
             _ => PathBuf::from("."),
         };
-        let name = dest.file_name().unwrap_or_default().to_string_lossy();
-        let temp = dir.join(format!(".{name}.tmp"));
-        let open = || {
-            std::fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(0o644)
-                .custom_flags(nix::fcntl::OFlag::O_NOFOLLOW.bits())
-                .open(&temp)
+        let lock_err = |op: &str, e: io::Error| FormatError::Write {
+            path: dir.clone(),
+            op: op.into(),
+            source: e,
         };
-        let file = match open() {
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
-                match std::fs::symlink_metadata(&temp) {
-                    Ok(m) if m.file_type().is_file() => {
-                        std::fs::remove_file(&temp).map_err(|e| FormatError::Write {
-                            path: temp.clone(),
-                            op: "remove a stale temporary file".into(),
-                            source: e,
-                        })?;
-                        open()
-                    }
-                    _ => Err(e),
+        let lock = File::open(&dir).map_err(|e| lock_err("open the directory to lock it", e))?;
+        let lock = nix::fcntl::Flock::lock(lock, nix::fcntl::FlockArg::LockExclusive)
+            .map_err(|(_, e)| lock_err("lock the directory", io::Error::from(e)))?;
+        let name = dest.file_name().unwrap_or_default().to_string_lossy();
+        let prefix = format!(".{name}.tmp");
+        if let Ok(entries) = std::fs::read_dir(&dir) {
+            for entry in entries.flatten() {
+                let stale = entry
+                    .file_name()
+                    .as_encoded_bytes()
+                    .starts_with(prefix.as_bytes())
+                    && entry.file_type().is_ok_and(|t| t.is_file());
+                if stale {
+                    let path = entry.path();
+                    std::fs::remove_file(&path).map_err(|e| FormatError::Write {
+                        path,
+                        op: "remove a stale temporary file".into(),
+                        source: e,
+                    })?;
                 }
             }
-            r => r,
         }
-        .map_err(|e| FormatError::Write {
-            path: temp.clone(),
-            op: "create the temporary file".into(),
-            source: e,
-        })?;
+        let temp = dir.join(format!("{prefix}.{}", unique_suffix()));
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o644)
+            .custom_flags(nix::fcntl::OFlag::O_NOFOLLOW.bits())
+            .open(&temp)
+            .map_err(|e| FormatError::Write {
+                path: temp.clone(),
+                op: "create the temporary file".into(),
+                source: e,
+            })?;
         Ok(AtomicFile {
             temp,
             dest: dest.to_owned(),
             dir,
             file: Some(file),
+            _lock: lock,
         })
     }
 
