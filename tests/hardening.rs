@@ -1847,3 +1847,58 @@ fn concurrent_saves_into_one_output_leave_a_complete_pack() {
     eprintln!("concurrent saves: 12 rounds of two, 8 with one killed ({killed_mid_write} before it finished)");
     arena.check("concurrent saves");
 }
+
+/// Finding 6 of #12: `inspect --list` printed checkpoint-controlled names
+/// raw: an escape sequence reached the terminal, a newline forged a
+/// listing line, distinct non-UTF-8 names printed alike (and `--json` was
+/// lossy too). Now every name and target is escaped unambiguously.
+#[test]
+fn inspect_list_escapes_checkpoint_names() {
+    let arena = Arena::new();
+    let pack = sorted(
+        RawPack::new(&arena.root_bytes())
+            .with_file(
+                b"a\nproduct   file    644          1 1.000000000 forged",
+                b"1",
+            )
+            .with_file(b"esc\x1b[2J", b"2")
+            .with_file(b"n\xff", b"3")
+            .with_file(b"n\xfe", b"4")
+            .with_symlink(b"link", b"t\x1b]0;title\x07"),
+    );
+    let dir = arena.put_pack("names", &pack.to_bytes());
+    let list = run_args(&["inspect", "--list", dir.to_str().unwrap()]);
+    list.assert_code(0, "inspect --list");
+    let json = run_args(&["--json", "inspect", dir.to_str().unwrap()]);
+    json.assert_code(0, "inspect --json");
+    let parsed: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
+    let json_text: String = parsed["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| format!("{} -> {}\n", e["path"].as_str().unwrap(), e["target"]))
+        .collect();
+    for (what, out) in [("list", &list.stdout), ("json", &json_text)] {
+        assert!(
+            !out.contains('\x1b') && !out.contains('\x07'),
+            "{what}: raw escape: {out:?}"
+        );
+        assert!(!out.contains('\u{fffd}'), "{what}: lossy: {out:?}");
+        assert!(
+            out.contains("n\\xff") && out.contains("n\\xfe"),
+            "{what}: {out}"
+        );
+        assert!(out.contains("esc\\u{1b}[2J"), "{what}: {out}");
+    }
+    let product_lines = list
+        .stdout
+        .lines()
+        .filter(|l| l.starts_with("product"))
+        .count();
+    assert_eq!(
+        product_lines, 5,
+        "one line per entry, none forged:\n{}",
+        list.stdout
+    );
+    assert!(list.stdout.contains("a\\nproduct"), "{}", list.stdout);
+}
