@@ -1902,3 +1902,73 @@ fn inspect_list_escapes_checkpoint_names() {
     );
     assert!(list.stdout.contains("a\\nproduct"), "{}", list.stdout);
 }
+
+/// Finding 7 of #12: `save` recorded the snapshot state's root, not
+/// `--root`, so a state taken in another tree was accepted silently (and a
+/// state with other outputs only warned). Both are now refused, exit 4,
+/// naming the state file and what differs, and no pack is written.
+#[test]
+fn save_refuses_a_state_taken_in_another_tree_or_for_other_outputs() {
+    let ws = util::Workspace::new();
+    let root = ws.fresh_root();
+    let other = ws.dir.path().join("other");
+    std::fs::create_dir(&other).unwrap();
+    std::fs::write(other.join("a.c"), "int a;\n").unwrap();
+    std::fs::write(root.join("b.c"), "int b;\n").unwrap();
+    let state = ws.dir.path().join("state");
+    let (root_s, other_s, state_s) = (
+        root.to_str().unwrap(),
+        other.to_str().unwrap(),
+        state.to_str().unwrap(),
+    );
+    let out = ws.dir.path().join("cp");
+    let out_s = out.to_str().unwrap();
+    ws.run_ok(&["snapshot", "--root", other_s, "--state", state_s]);
+    let saved = ws.run(&[
+        "save", "--root", root_s, "--state", state_s, "--output", out_s,
+    ]);
+    let stderr = String::from_utf8_lossy(&saved.stderr);
+    assert_eq!(saved.status.code(), Some(4), "{stderr}");
+    assert!(
+        stderr.contains(state_s) && stderr.contains(other_s) && stderr.contains(root_s),
+        "{stderr}"
+    );
+    assert!(stderr.contains("snapshot"), "no advice: {stderr}");
+    assert!(!out.join("checkpoint.nckp").exists());
+
+    let store = |name: &str| format!("/nix/store/{}-{name}", "0".repeat(32));
+    let env = |name: &str| [("outputs", "out".to_string()), ("out", store(name))];
+    let snap_env = env("hello-1");
+    let snap_env: Vec<(&str, &str)> = snap_env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    ws.run_env(
+        &["snapshot", "--root", root_s, "--state", state_s],
+        &snap_env,
+    );
+    let save_env = env("hello-2");
+    let save_env: Vec<(&str, &str)> = save_env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let saved = ws.run_env(
+        &[
+            "save", "--root", root_s, "--state", state_s, "--output", out_s,
+        ],
+        &save_env,
+    );
+    let stderr = String::from_utf8_lossy(&saved.stderr);
+    assert_eq!(saved.status.code(), Some(4), "{stderr}");
+    assert!(
+        stderr.contains("hello-1") && stderr.contains("hello-2"),
+        "{stderr}"
+    );
+    assert!(!out.join("checkpoint.nckp").exists());
+    // The matching save works.
+    let saved = ws.run_env(
+        &[
+            "save", "--root", root_s, "--state", state_s, "--output", out_s,
+        ],
+        &snap_env,
+    );
+    assert!(
+        saved.status.success(),
+        "{}",
+        String::from_utf8_lossy(&saved.stderr)
+    );
+}
