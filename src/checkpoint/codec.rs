@@ -24,6 +24,19 @@ pub const COMPRESSION_ZSTD: u8 = 1;
 
 /// Largest decompressed manifest section accepted.
 pub const MAX_SECTION_RAW: u64 = 1 << 30;
+
+/// Memory a reader may spend on one pack or state file: the decompressed
+/// section plus everything decoded from it, estimated per entry before the
+/// entries are decoded (see [`ENTRY_COST`]). A file that would need more is
+/// refused as unsafe (exit 8; 4 for a state) before it is decoded, whatever
+/// its format limits allow (2 x 8 388 608 entries would need gigabytes).
+pub const MEMORY_BUDGET: usize = 256 << 20;
+
+/// What one manifest entry costs once decoded and planned: the `Entry`, its
+/// path's allocation (charged separately by length), and the planner's
+/// row and action for it in `restore`.
+pub const ENTRY_COST: usize =
+    std::mem::size_of::<Entry>() + std::mem::size_of::<crate::merge::Action>() + 64;
 /// Most entries accepted in one manifest.
 pub const MAX_ENTRIES: usize = 8 << 20;
 /// Most blobs accepted in one pack.
@@ -85,13 +98,20 @@ impl Enc {
 pub struct Dec<'a> {
     buf: &'a [u8],
     pos: usize,
+    /// Bytes of memory charged against [`MEMORY_BUDGET`] so far (the
+    /// buffer itself included).
+    charged: usize,
 }
 
 pub type DecResult<T> = Result<T, String>;
 
 impl<'a> Dec<'a> {
     pub fn new(buf: &'a [u8]) -> Self {
-        Dec { buf, pos: 0 }
+        Dec {
+            buf,
+            pos: 0,
+            charged: buf.len(),
+        }
     }
     pub fn remaining(&self) -> usize {
         self.buf.len() - self.pos
@@ -140,6 +160,21 @@ impl<'a> Dec<'a> {
     /// A `u32` count of items of at least `min_size` bytes each, checked
     /// against `max` and against the bytes actually left, so that nothing is
     /// ever allocated from an unchecked count.
+    /// Charges `bytes` of memory against [`MEMORY_BUDGET`] before they are
+    /// allocated; refuses once the total would exceed it.
+    pub fn charge(&mut self, bytes: usize, what: &str) -> DecResult<()> {
+        self.charged = self.charged.saturating_add(bytes);
+        if self.charged > MEMORY_BUDGET {
+            return Err(format!(
+                "decoding {what} would need more than the {} MiB of memory nix-checkpoint \
+                 allows for one file (over {} MiB so far)",
+                MEMORY_BUDGET >> 20,
+                self.charged >> 20
+            ));
+        }
+        Ok(())
+    }
+
     pub fn count(&mut self, min_size: usize, max: usize, what: &str) -> DecResult<usize> {
         let n = self.u32()? as usize;
         if n > max {
@@ -293,9 +328,14 @@ pub fn encode_manifest(e: &mut Enc, m: &Manifest, with_mtime: bool) {
 /// `Timestamp::default()`.
 pub fn decode_manifest(d: &mut Dec, with_mtime: bool, what: &str) -> DecResult<Manifest> {
     let n = d.count(8, MAX_ENTRIES, "entries")?;
+    d.charge(
+        n.saturating_mul(ENTRY_COST),
+        &format!("{what}'s {n} entries"),
+    )?;
     let mut entries: Vec<Entry> = Vec::with_capacity(n);
     for _ in 0..n {
         let raw = d.bytes16(MAX_PATH, "a path")?;
+        d.charge(raw.len(), "the paths")?;
         let path = RelPath::new(raw).map_err(|e| format!("{what}: path {:?}: {e}", lossy(raw)))?;
         if let Some(last) = entries.last() {
             if last.path == path {
@@ -569,6 +609,17 @@ pub fn open_container(
             format!(
                 "section declares {} bytes, the limit is {MAX_SECTION_RAW}",
                 trailer.section_raw
+            ),
+        ));
+    }
+    if trailer.section_raw > MEMORY_BUDGET as u64 {
+        return Err(unsafe_(
+            "read the trailer",
+            format!(
+                "section declares {} bytes, more than the {} MiB of memory nix-checkpoint \
+                 allows for one file",
+                trailer.section_raw,
+                MEMORY_BUDGET >> 20
             ),
         ));
     }

@@ -1218,3 +1218,24 @@ fn two_writers_into_one_directory_take_turns() {
     open_and_verify(&out).unwrap();
     assert_eq!(leftovers(&out), vec![PACK_FILE_NAME.to_string()]);
 }
+
+/// Finding 3 of #12: a 3 MiB pack within every format limit (2 x 8 388 608
+/// directory entries) cost 2.3 GB to inspect or verify and 4.1 GB to
+/// restore. The reader now charges the decompressed section and a cost per
+/// declared entry against `MEMORY_BUDGET` before decoding the entries, and
+/// refuses (unsafe, exit 8) what would exceed it; a pack just within it is
+/// read.
+#[test]
+fn pack_needing_more_memory_than_the_budget_is_refused_before_decoding() {
+    use crate::checkpoint::codec::{ENTRY_COST, MEMORY_BUDGET};
+    use crate::checkpoint::testing::{many_dirs_pack, open_bytes};
+    // Per pair of entries: two entry costs, ~42 bytes of section, 16 of paths.
+    let fits = (MEMORY_BUDGET / (2 * ENTRY_COST + 80)) as u32;
+    let over = (MEMORY_BUDGET / ENTRY_COST / 2 + 1_000) as u32;
+    let reader = open_bytes(&many_dirs_pack(b"/build", fits, fits)).unwrap();
+    assert_eq!(reader.checkpoint().after.len(), fits as usize);
+    drop(reader);
+    let e = open_bytes(&many_dirs_pack(b"/build", over, over)).unwrap_err();
+    assert_eq!(e.exit_code(), ExitCode::CheckpointUnsafe, "{e}");
+    assert!(e.to_string().contains("MiB of memory"), "{e}");
+}
