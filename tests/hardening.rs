@@ -465,15 +465,12 @@ fn hostile_checkpoints_are_refused_before_the_first_write() {
             .assert_stderr_has("NOTHING RESTORED", &c.name);
         assert_same(&c.name, &tree, &tree_picture(&arena.root()));
         arena.check(&c.name);
-        // inspect and verify refuse the same (verify checks blobs too).
-        // verify checks the format; what is only unsafe to *apply* (the
-        // marker's name, a setuid file) is refused by restore's plan check.
-        let plan_level =
-            ["reserved", "setuid", "outside what file systems store"].contains(&c.reason);
+        // verify refuses the same (it checks blobs too, and everything
+        // restore checks before writing: "intact" means "restorable").
         let run = run_args(&["verify", dir.to_str().unwrap()]);
-        assert_eq!(
-            run.code,
-            if plan_level { 0 } else { c.code },
+        assert_eq!(run.code, c.code, "verify {}: {}", c.name, run.stderr);
+        assert!(
+            run.stderr.contains(c.reason),
             "verify {}: {}",
             c.name,
             run.stderr
@@ -1121,7 +1118,7 @@ fn killed_save_leaves_no_checkpoint_or_a_valid_one() {
         }
         for name in leftovers(&out) {
             assert!(
-                name == "checkpoint.nckp" || name == ".checkpoint.nckp.tmp",
+                name == "checkpoint.nckp" || name.starts_with(".checkpoint.nckp.tmp."),
                 "left {name}"
             );
         }
@@ -1371,11 +1368,16 @@ fn fuzz_fresh_mtime_saturates_at_i64_max() {
     let p = Manifest::new(vec![dir(0)]).unwrap();
     let b = Manifest::new(vec![dir(i64::MAX)]).unwrap();
     let c = Manifest::new(vec![dir(1)]).unwrap();
-    let plan = plan(&p, &b, &c, Timestamp::new(1_700_000_000, 0));
-    // The planner cannot go beyond i64::MAX...
-    assert!(plan.fresh_mtime <= Timestamp::new(i64::MAX, 375_000_000));
-    // ...so apply refuses the plan before writing anything.
-    let err = nix_checkpoint::apply::check_plan(Path::new("/build"), &plan).unwrap_err();
+    let now = Timestamp::new(1_700_000_000, 0);
+    let plan = plan(&p, &b, &c, now);
+    // The planner moves it back (#12, 1), so it no longer lies in the future...
+    assert_eq!(plan.fresh_mtime, now);
+    assert!(plan.actions.iter().all(|a| match a {
+        nix_checkpoint::merge::Action::Retime { mtime, .. } => mtime.plus_secs(1) <= now,
+        _ => true,
+    }));
+    // ...and restore (and verify) refuse such a checkpoint before planning.
+    let err = nix_checkpoint::apply::check_checkpoint(Path::new("/build"), &b, now).unwrap_err();
     assert!(
         err.to_string().contains("outside what file systems store"),
         "{err}"
@@ -1384,11 +1386,12 @@ fn fuzz_fresh_mtime_saturates_at_i64_max() {
         err.exit_code(),
         nix_checkpoint::exit_code::ExitCode::CheckpointUnsafe
     );
-    // The latest accepted mtime still leaves room for a strictly newer fresh one.
+    // The latest accepted mtime is accepted, and moved back too.
     let b = Manifest::new(vec![dir(nix_checkpoint::apply::MAX_RESTORED_SECS)]).unwrap();
-    let plan = nix_checkpoint::merge::plan(&p, &b, &c, Timestamp::new(1_700_000_000, 0));
+    nix_checkpoint::apply::check_checkpoint(Path::new("/build"), &b, now).unwrap();
+    let plan = nix_checkpoint::merge::plan(&p, &b, &c, now);
     nix_checkpoint::apply::check_plan(Path::new("/build"), &plan).unwrap();
-    assert!(plan.fresh_mtime.secs <= nix_checkpoint::apply::MAX_RESTORED_SECS + 1);
+    assert_eq!(plan.fresh_mtime, now);
 }
 
 /// Bug: a fifo in place of `checkpoint.nckp` (or of the snapshot state)
@@ -1420,4 +1423,552 @@ fn fifo_in_place_of_the_pack_does_not_hang() {
     );
     run.assert_code(4, "fifo state");
     arena.check("fifo state");
+}
+
+// ------------------------------------------------------------- clock skew
+
+/// Finding 1 of #12: builds `project` (make or ninja), dates every product
+/// an hour ahead (the earlier build ran on a machine whose clock was), saves,
+/// then edits `main.c` in a fresh tree, restores and builds again: the build
+/// tool must recompile `main.o` *and relink* `app`, so that the new `app`
+/// prints the new text. Before the fix, restore waited its 2 s and returned;
+/// make rebuilt `main.o` at the real time, older than the restored `app`,
+/// and did not relink ("Clock skew detected").
+fn clock_skewed_products_relink(tool: &str) {
+    let ws = util::Workspace::new();
+    let v1 = ws.dir.path().join("v1");
+    std::fs::create_dir(&v1).unwrap();
+    std::fs::write(
+        v1.join("Makefile"),
+        "app: main.o util.o\n\t@echo LD app\n\t@$(CC) -o $@ main.o util.o\n\
+         %.o: %.c\n\t@echo CC $<\n\t@$(CC) -c -o $@ $<\n",
+    )
+    .unwrap();
+    std::fs::write(
+        v1.join("build.ninja"),
+        "rule cc\n  command = cc -c -o $out $in\n  description = CC $in\n\
+         rule ld\n  command = cc -o $out $in\n  description = LD $out\n\
+         build main.o: cc main.c\nbuild util.o: cc util.c\nbuild app: ld main.o util.o\n",
+    )
+    .unwrap();
+    std::fs::write(
+        v1.join("main.c"),
+        "#include <stdio.h>\nint twice(int);\nint main(void){printf(\"one %d\\n\", twice(1));return 0;}\n",
+    )
+    .unwrap();
+    std::fs::write(v1.join("util.c"), "int twice(int x){return 2*x;}\n").unwrap();
+    let build = if tool == "make" { "make" } else { "ninja" };
+
+    let project = ws.root().join("project");
+    ws.fresh_root();
+    util::unpack(&v1, &project);
+    ws.snapshot();
+    util::sh(&project, build);
+    let ahead = filetime::FileTime::from_unix_time(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs() as i64
+            + 3600,
+        0,
+    );
+    for product in ["main.o", "util.o", "app", ".ninja_log", ".ninja_deps"] {
+        if project.join(product).exists() {
+            filetime::set_file_mtime(project.join(product), ahead).unwrap();
+        }
+    }
+    let checkpoint = ws.save("skewed");
+
+    ws.fresh_root();
+    util::unpack(&v1, &project);
+    let main_c = std::fs::read_to_string(project.join("main.c")).unwrap();
+    std::fs::write(project.join("main.c"), main_c.replace("one", "two")).unwrap();
+    ws.snapshot();
+    let started = std::time::Instant::now();
+    let out = ws.restore(&checkpoint);
+    let waited = started.elapsed();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("moved back"),
+        "no clock-skew warning: {stderr}"
+    );
+    assert!(waited.as_secs_f64() < 1.5, "restore waited {waited:?}");
+    let now = std::time::SystemTime::now();
+    for e in walkdir::WalkDir::new(ws.root()) {
+        let e = e.unwrap();
+        let mtime = e.metadata().unwrap().modified().unwrap();
+        assert!(mtime <= now, "{} lies in the future", e.path().display());
+    }
+    let log = util::sh(&project, build);
+    assert!(
+        log.contains("CC main.c"),
+        "{tool} did not recompile main.c:\n{log}"
+    );
+    assert!(
+        !log.contains("CC util.c"),
+        "{tool} recompiled util.c:\n{log}"
+    );
+    assert!(log.contains("LD app"), "{tool} did not relink app:\n{log}");
+    assert!(!log.contains("skew"), "{tool}: {log}");
+    assert_eq!(util::sh(&project, "./app"), "two 2\n");
+    ws.assert_canary_intact();
+}
+
+#[test]
+fn clock_skewed_checkpoint_still_relinks_with_make() {
+    clock_skewed_products_relink("make");
+}
+
+#[test]
+fn clock_skewed_checkpoint_still_relinks_with_ninja() {
+    if Command::new("ninja").arg("--version").output().is_err() {
+        eprintln!("ninja not installed (apt-get install -y ninja-build): skipped");
+        return;
+    }
+    clock_skewed_products_relink("ninja");
+}
+
+// ------------------------------------- names the scan leaves out (#12, 2)
+
+/// Finding 2 of #12, checkpoint side: B lists a name the scan leaves out
+/// (`env-vars`, which Nix writes into every build directory, the state, a
+/// passAsFile `.attr-*`). Restore used to plan a `Create` there and fail at
+/// `O_EXCL` after its first write (exit 10, marker left, even with
+/// `--fallback-on-error`). Now refused before the first write: exit 8, and
+/// 3 with `--fallback-on-error`, the tree untouched; `verify` agrees.
+#[test]
+fn checkpoint_entry_at_a_name_the_scan_leaves_out_is_refused_before_the_first_write() {
+    let mut arena = Arena::new();
+    populate_sources(&arena.root());
+    std::fs::write(
+        arena.root().join("env-vars"),
+        "declare -x out=/nix/store/x\n",
+    )
+    .unwrap();
+    std::fs::write(arena.root().join(".nix-checkpoint-state"), "state").unwrap();
+    std::fs::write(arena.root().join(".attr-0"), "attr").unwrap();
+    let root = arena.root_bytes();
+    let mut dirs = Vec::new();
+    for (i, name) in [
+        &b"env-vars"[..],
+        b".nix-checkpoint-state",
+        b".attr-0",
+        b".attr-new",
+    ]
+    .iter()
+    .enumerate()
+    {
+        let pack = sorted(
+            RawPack::new(&root)
+                .with_file(b"a.o", b"product")
+                .with_file(name, b"crafted"),
+        );
+        dirs.push((
+            String::from_utf8_lossy(name).into_owned(),
+            arena.put_pack(&format!("excl{i}"), &pack.to_bytes()),
+        ));
+    }
+    arena.seal(&[]);
+    let tree = tree_picture(&arena.root());
+    for (name, dir) in &dirs {
+        arena
+            .restore(dir, &[])
+            .assert_code(8, name)
+            .assert_stderr_has(name, name)
+            .assert_stderr_has("reserved", name);
+        arena
+            .restore(dir, &["--fallback-on-error"])
+            .assert_code(3, name)
+            .assert_stderr_has("NOTHING RESTORED", name);
+        let run = run_args(&["verify", dir.to_str().unwrap()]);
+        run.assert_code(8, name).assert_stderr_has("reserved", name);
+        assert_same(name, &tree, &tree_picture(&arena.root()));
+        assert!(!arena.root().join(MARKER).exists());
+        arena.check(name);
+    }
+}
+
+/// Finding 8 of #12: `verify` said "intact" for packs `restore` refuses at
+/// its plan check. Now it makes every check restore makes on the checkpoint
+/// before writing, and both refuse the same packs with the same exit code
+/// and reason (here also the clock case: mtimes spanning so much that
+/// moving the future ones back would land the oldest before 1901).
+#[test]
+fn verify_says_intact_only_for_packs_restore_accepts() {
+    let mut arena = Arena::new();
+    populate_sources(&arena.root());
+    let root = arena.root_bytes();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let mut setuid = RawPack::new(&root).with_file(b"su", b"x");
+    setuid.after[0].mode = 0o4755;
+    let mut marker = RawPack::new(&root).with_file(MARKER.as_bytes(), b"x");
+    marker.after[0].mode = 0o644;
+    let mut year_3000 = RawPack::new(&root).with_file(b"late.o", b"x");
+    year_3000.after[0].mtime = (32_503_680_000, 0);
+    let mut span = RawPack::new(&root)
+        .with_file(b"new.o", b"new")
+        .with_file(b"old.o", b"old");
+    span.after[0].mtime = (now + 3600, 0);
+    span.after[1].mtime = (nix_checkpoint::apply::MIN_RESTORED_SECS, 0);
+    let cases = [
+        ("setuid", setuid, "setuid"),
+        ("marker", marker, "reserved"),
+        ("year 3000", year_3000, "outside what file systems store"),
+        ("span", span, "outside what file systems store"),
+    ];
+    let mut dirs = Vec::new();
+    for (i, (name, pack, reason)) in cases.into_iter().enumerate() {
+        let dir = arena.put_pack(&format!("v{i}"), &sorted(pack).to_bytes());
+        dirs.push((name, dir, reason));
+    }
+    arena.seal(&[]);
+    for (name, dir, reason) in &dirs {
+        let verify = run_args(&["verify", dir.to_str().unwrap()]);
+        verify.assert_code(8, name).assert_stderr_has(reason, name);
+        assert!(
+            !verify.stderr.contains("intact"),
+            "{name}: {}",
+            verify.stderr
+        );
+        arena
+            .restore(dir, &[])
+            .assert_code(8, name)
+            .assert_stderr_has(reason, name);
+        arena.check(name);
+    }
+    // And a sound pack is both intact and restorable.
+    let dir = arena.put_pack("sound", &sound_pack(&root).to_bytes());
+    run_args(&["verify", dir.to_str().unwrap()])
+        .assert_code(0, "sound")
+        .assert_stderr_has("intact and restorable", "sound");
+}
+
+/// Finding 2 of #12, tree side, through the binary: a fifo where the
+/// checkpoint has a product, and a fifo inside a directory the checkpoint
+/// removes. Restore used to fail after its first write ("File exists",
+/// "Directory not empty": exit 10, marker left). Now the product is
+/// skipped, the directory kept (only what B deleted inside it removed),
+/// exit 0, and the fifos are never opened.
+#[test]
+fn special_file_in_the_new_tree_where_the_checkpoint_writes_is_skipped() {
+    let mut arena = Arena::new();
+    let root = arena.root();
+    std::fs::create_dir(root.join("d")).unwrap();
+    std::fs::write(root.join("d/a"), "A").unwrap();
+    mkfifo(&root.join("d/fifo"));
+    mkfifo(&root.join("p.o"));
+    let mut pack = RawPack::new(&arena.root_bytes())
+        .with_file(b"p.o", b"product")
+        .with_file(b"q.o", b"other product");
+    pack.before = vec![RawEntry::dir(b"d"), RawEntry::file(b"d/a", b"A")];
+    let dir = arena.put_pack("fifo", &sorted(pack).to_bytes());
+    arena.seal(&[]);
+    let run = with_timeout(
+        {
+            let root = root.clone();
+            let dir = dir.clone();
+            move || {
+                run(&[
+                    "restore".as_ref(),
+                    "--root".as_ref(),
+                    root.as_os_str(),
+                    dir.as_os_str(),
+                ])
+            }
+        },
+        "restore over fifos",
+    );
+    run.assert_code(0, "fifos")
+        .assert_stderr_has("products not restored", "fifos");
+    let ft = |p: &str| std::fs::symlink_metadata(root.join(p)).unwrap().file_type();
+    use std::os::unix::fs::FileTypeExt;
+    assert!(ft("p.o").is_fifo(), "the fifo stays");
+    assert!(ft("d/fifo").is_fifo());
+    assert!(ft("d").is_dir(), "the directory holding it stays");
+    assert!(!root.join("d/a").exists(), "what B deleted goes");
+    assert_eq!(std::fs::read(root.join("q.o")).unwrap(), b"other product");
+    assert!(!root.join(MARKER).exists());
+    arena.check("fifos");
+}
+
+/// Finding 4 of #12: a file of the new tree hard-linked to a file outside
+/// it. Restore used to set the outside file's mtime (to 1 s through a
+/// `Retime`). Now an unchanged one is not re-timed (exit 0, warning), and a
+/// changed one, which would need the fresh mtime, makes restore fall back
+/// (exit 3, nothing restored). Either way the outside file is untouched.
+#[test]
+fn hard_link_to_a_file_outside_the_tree_is_never_retimed() {
+    let mut arena = Arena::new();
+    let root = arena.root();
+    let outside = arena.dir.path().join("outside");
+    std::fs::create_dir(&outside).unwrap();
+    std::fs::write(outside.join("h.c"), "int h;\n").unwrap();
+    let odd = filetime::FileTime::from_unix_time(1_500_000_000, 123_456_789);
+    filetime::set_file_mtime(outside.join("h.c"), odd).unwrap();
+    std::fs::hard_link(outside.join("h.c"), root.join("h.c")).unwrap();
+    std::fs::write(root.join("k.c"), "int k;\n").unwrap();
+
+    // Unchanged since P; B re-times it to 1 s.
+    let mut pack = RawPack::new(&arena.root_bytes()).with_file(b"p.o", b"product");
+    pack.before = vec![
+        RawEntry::file(b"h.c", b"int h;\n"),
+        RawEntry::file(b"k.c", b"int k;\n"),
+    ];
+    pack.after
+        .push(RawEntry::file(b"h.c", b"int h;\n").with_mtime(1, 0));
+    pack.after
+        .push(RawEntry::file(b"k.c", b"int k;\n").with_mtime(1, 0));
+    let unchanged = arena.put_pack("unchanged", &sorted(pack.clone()).to_bytes());
+    // Changed since P: it would need the fresh mtime.
+    pack.before[0] = RawEntry::file(b"h.c", b"int old_h;\n");
+    pack.after[1] = RawEntry::file(b"h.c", b"int old_h;\n").with_mtime(1, 0);
+    let changed = arena.put_pack("changed", &sorted(pack).to_bytes());
+    arena.seal(&[&outside]);
+
+    let tree = tree_picture(&root);
+    arena
+        .restore(&changed, &[])
+        .assert_code(3, "changed")
+        .assert_stderr_has("hard link to a file outside", "changed");
+    assert_same("changed", &tree, &tree_picture(&root));
+    arena.check("changed");
+
+    arena
+        .restore(&unchanged, &[])
+        .assert_code(0, "unchanged")
+        .assert_stderr_has("hard links", "unchanged");
+    arena.check("unchanged");
+    let mtime = |p: &Path| filetime::FileTime::from_last_modification_time(&p.metadata().unwrap());
+    assert_eq!(mtime(&outside.join("h.c")), odd);
+    assert_eq!(
+        mtime(&root.join("k.c")),
+        filetime::FileTime::from_unix_time(1, 0)
+    );
+    assert_eq!(std::fs::read(root.join("p.o")).unwrap(), b"product");
+}
+
+// ------------------------------------------- concurrent saves (#12, 5)
+
+fn save_args<'a>(
+    arena: &'a Arena,
+    root: &'a Path,
+    state: &'a Path,
+    out: &'a Path,
+) -> Vec<&'a OsStr> {
+    let _ = arena;
+    vec![
+        "save".as_ref(),
+        "--root".as_ref(),
+        root.as_os_str(),
+        "--state".as_ref(),
+        state.as_os_str(),
+        "--output".as_ref(),
+        out.as_os_str(),
+    ]
+}
+
+/// Finding 5 of #12: two saves into one `--output` at once (9 of 12 times
+/// the save that exited 0 lost its pack to the other), and one of them
+/// killed mid-write (2 of 5 times `checkpoint.nckp` was its truncated file,
+/// the previous good pack gone). Now every save writes its own temporary
+/// file under a lock on the directory: after any such round the pack is
+/// byte for byte one of the two complete packs, and it verifies.
+#[test]
+fn concurrent_saves_into_one_output_leave_a_complete_pack() {
+    let mut arena = Arena::new();
+    let roots = [arena.root(), arena.dir.path().join("outside/build2")];
+    let states = [arena.state(), arena.dir.path().join("outside/state2")];
+    let shared = arena.dir.path().join("outside/shared");
+    let mut references = Vec::new();
+    for (i, (root, state)) in roots.iter().zip(&states).enumerate() {
+        std::fs::create_dir_all(root).unwrap();
+        populate_sources(root);
+        run(&[
+            "snapshot".as_ref(),
+            "--root".as_ref(),
+            root.as_os_str(),
+            "--state".as_ref(),
+            state.as_os_str(),
+        ])
+        .assert_code(0, "snapshot");
+        std::fs::create_dir(root.join("out")).unwrap();
+        for f in 0..200 {
+            std::fs::write(
+                root.join(format!("out/{f}.o")),
+                random_bytes(20 << 10, f + 1000 * i as u64),
+            )
+            .unwrap();
+        }
+        let reference = arena.dir.path().join(format!("outside/ref{i}"));
+        run(&save_args(&arena, root, state, &reference)).assert_code(0, "reference save");
+        references.push(std::fs::read(reference.join("checkpoint.nckp")).unwrap());
+    }
+    assert_ne!(references[0], references[1]);
+    arena.seal(&[&roots[0], &roots[1]]);
+    let check = |what: &str| {
+        let pack = std::fs::read(shared.join("checkpoint.nckp")).unwrap();
+        assert!(
+            references.contains(&pack),
+            "{what}: not one of the two complete packs"
+        );
+        assert_eq!(
+            run_args(&["verify", shared.to_str().unwrap()]).code,
+            0,
+            "{what}"
+        );
+    };
+    for round in 0..12 {
+        let children: Vec<_> = (0..2)
+            .map(|i| spawn(&save_args(&arena, &roots[i], &states[i], &shared)))
+            .collect();
+        for mut child in children {
+            assert!(
+                child.wait().unwrap().success(),
+                "round {round}: a save failed"
+            );
+        }
+        check(&format!("round {round}"));
+    }
+    // One of the two killed mid-write: the other's pack, or the previous one.
+    let mut killed_mid_write = 0;
+    for round in 0..8u64 {
+        let survivor = spawn(&save_args(&arena, &roots[0], &states[0], &shared));
+        let victim = spawn(&save_args(&arena, &roots[1], &states[1], &shared));
+        if !kill_after(victim, 2_000 + round * 15_000) {
+            killed_mid_write += 1;
+        }
+        let mut survivor = survivor;
+        assert!(survivor.wait().unwrap().success(), "kill round {round}");
+        check(&format!("kill round {round}"));
+    }
+    eprintln!("concurrent saves: 12 rounds of two, 8 with one killed ({killed_mid_write} before it finished)");
+    arena.check("concurrent saves");
+}
+
+/// Finding 6 of #12: `inspect --list` printed checkpoint-controlled names
+/// raw: an escape sequence reached the terminal, a newline forged a
+/// listing line, distinct non-UTF-8 names printed alike (and `--json` was
+/// lossy too). Now every name and target is escaped unambiguously.
+#[test]
+fn inspect_list_escapes_checkpoint_names() {
+    let arena = Arena::new();
+    let pack = sorted(
+        RawPack::new(&arena.root_bytes())
+            .with_file(
+                b"a\nproduct   file    644          1 1.000000000 forged",
+                b"1",
+            )
+            .with_file(b"esc\x1b[2J", b"2")
+            .with_file(b"n\xff", b"3")
+            .with_file(b"n\xfe", b"4")
+            .with_symlink(b"link", b"t\x1b]0;title\x07"),
+    );
+    let dir = arena.put_pack("names", &pack.to_bytes());
+    let list = run_args(&["inspect", "--list", dir.to_str().unwrap()]);
+    list.assert_code(0, "inspect --list");
+    let json = run_args(&["--json", "inspect", dir.to_str().unwrap()]);
+    json.assert_code(0, "inspect --json");
+    let parsed: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
+    let json_text: String = parsed["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| format!("{} -> {}\n", e["path"].as_str().unwrap(), e["target"]))
+        .collect();
+    for (what, out) in [("list", &list.stdout), ("json", &json_text)] {
+        assert!(
+            !out.contains('\x1b') && !out.contains('\x07'),
+            "{what}: raw escape: {out:?}"
+        );
+        assert!(!out.contains('\u{fffd}'), "{what}: lossy: {out:?}");
+        assert!(
+            out.contains("n\\xff") && out.contains("n\\xfe"),
+            "{what}: {out}"
+        );
+        assert!(out.contains("esc\\u{1b}[2J"), "{what}: {out}");
+    }
+    let product_lines = list
+        .stdout
+        .lines()
+        .filter(|l| l.starts_with("product"))
+        .count();
+    assert_eq!(
+        product_lines, 5,
+        "one line per entry, none forged:\n{}",
+        list.stdout
+    );
+    assert!(list.stdout.contains("a\\nproduct"), "{}", list.stdout);
+}
+
+/// Finding 7 of #12: `save` recorded the snapshot state's root, not
+/// `--root`, so a state taken in another tree was accepted silently (and a
+/// state with other outputs only warned). Both are now refused, exit 4,
+/// naming the state file and what differs, and no pack is written.
+#[test]
+fn save_refuses_a_state_taken_in_another_tree_or_for_other_outputs() {
+    let ws = util::Workspace::new();
+    let root = ws.fresh_root();
+    let other = ws.dir.path().join("other");
+    std::fs::create_dir(&other).unwrap();
+    std::fs::write(other.join("a.c"), "int a;\n").unwrap();
+    std::fs::write(root.join("b.c"), "int b;\n").unwrap();
+    let state = ws.dir.path().join("state");
+    let (root_s, other_s, state_s) = (
+        root.to_str().unwrap(),
+        other.to_str().unwrap(),
+        state.to_str().unwrap(),
+    );
+    let out = ws.dir.path().join("cp");
+    let out_s = out.to_str().unwrap();
+    ws.run_ok(&["snapshot", "--root", other_s, "--state", state_s]);
+    let saved = ws.run(&[
+        "save", "--root", root_s, "--state", state_s, "--output", out_s,
+    ]);
+    let stderr = String::from_utf8_lossy(&saved.stderr);
+    assert_eq!(saved.status.code(), Some(4), "{stderr}");
+    assert!(
+        stderr.contains(state_s) && stderr.contains(other_s) && stderr.contains(root_s),
+        "{stderr}"
+    );
+    assert!(stderr.contains("snapshot"), "no advice: {stderr}");
+    assert!(!out.join("checkpoint.nckp").exists());
+
+    let store = |name: &str| format!("/nix/store/{}-{name}", "0".repeat(32));
+    let env = |name: &str| [("outputs", "out".to_string()), ("out", store(name))];
+    let snap_env = env("hello-1");
+    let snap_env: Vec<(&str, &str)> = snap_env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    ws.run_env(
+        &["snapshot", "--root", root_s, "--state", state_s],
+        &snap_env,
+    );
+    let save_env = env("hello-2");
+    let save_env: Vec<(&str, &str)> = save_env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let saved = ws.run_env(
+        &[
+            "save", "--root", root_s, "--state", state_s, "--output", out_s,
+        ],
+        &save_env,
+    );
+    let stderr = String::from_utf8_lossy(&saved.stderr);
+    assert_eq!(saved.status.code(), Some(4), "{stderr}");
+    assert!(
+        stderr.contains("hello-1") && stderr.contains("hello-2"),
+        "{stderr}"
+    );
+    assert!(!out.join("checkpoint.nckp").exists());
+    // The matching save works.
+    let saved = ws.run_env(
+        &[
+            "save", "--root", root_s, "--state", state_s, "--output", out_s,
+        ],
+        &snap_env,
+    );
+    assert!(
+        saved.status.success(),
+        "{}",
+        String::from_utf8_lossy(&saved.stderr)
+    );
 }

@@ -162,8 +162,13 @@ fuzz_target!(|data: &[u8]| {
                 assert_eq!(b_entry.node, entry.node);
                 assert_eq!(b_entry.mode, entry.mode);
                 assert!(
-                    entry.mtime == b_entry.mtime || entry.mtime == plan.fresh_mtime,
-                    "create mtime neither B's nor fresh"
+                    entry.mtime == plan.restored_mtime(b_entry.mtime)
+                        || entry.mtime == plan.fresh_mtime,
+                    "create mtime neither B's (moved back if in the future) nor fresh"
+                );
+                assert!(
+                    entry.mtime == plan.fresh_mtime || entry.mtime <= now,
+                    "restored mtime in the future: {action:?}"
                 );
                 if sane && entry.mtime != plan.fresh_mtime {
                     assert!(
@@ -179,6 +184,8 @@ fuzz_target!(|data: &[u8]| {
                 assert_eq!(Some(*kind), ckind(path), "retime of what C lacks");
                 let b_entry = bm.get(path).expect("retime has B");
                 assert_eq!(b_entry.mode, *mode);
+                assert_eq!(*mtime, plan.restored_mtime(b_entry.mtime));
+                assert!(*mtime <= now, "restored mtime in the future: {action:?}");
                 assert!(
                     !sane || plan.fresh_mtime > *mtime,
                     "fresh mtime not newer than {action:?}"

@@ -26,6 +26,7 @@ pub enum Op {
     CheckMarker,
     Sync,
     ValidatePlan,
+    ValidateCheckpoint,
 }
 
 impl fmt::Display for Op {
@@ -47,6 +48,7 @@ impl fmt::Display for Op {
             Op::CheckMarker => "look for the restore marker",
             Op::Sync => "sync",
             Op::ValidatePlan => "validate the plan entry",
+            Op::ValidateCheckpoint => "check what restore would write",
         })
     }
 }

@@ -189,7 +189,7 @@ pub fn check_plan(root: &Path, plan: &Plan) -> Result<(), ApplyError> {
     preflight::check(root, plan)
 }
 
-pub use preflight::{MAX_RESTORED_SECS, MIN_RESTORED_SECS};
+pub use preflight::{check_checkpoint, is_reserved, MAX_RESTORED_SECS, MIN_RESTORED_SECS};
 
 /// [`apply`] with options; also reports what was skipped.
 pub fn apply_with(

@@ -162,6 +162,9 @@ impl Builder {
         Plan {
             actions,
             fresh_mtime,
+            shifted_back_nanos: 0,
+            shifted_from: Timestamp::default(),
+            cannot_freshen: Vec::new(),
         }
     }
 }

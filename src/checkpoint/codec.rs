@@ -25,6 +25,19 @@ pub const COMPRESSION_ZSTD: u8 = 1;
 
 /// Largest decompressed manifest section accepted.
 pub const MAX_SECTION_RAW: u64 = 1 << 30;
+
+/// Memory a reader may spend on one pack or state file: the decompressed
+/// section plus everything decoded from it, estimated per entry before the
+/// entries are decoded (see [`ENTRY_COST`]). A file that would need more is
+/// refused as unsafe (exit 8; 4 for a state) before it is decoded, whatever
+/// its format limits allow (2 x 8 388 608 entries would need gigabytes).
+pub const MEMORY_BUDGET: usize = 256 << 20;
+
+/// What one manifest entry costs once decoded and planned: the `Entry`, its
+/// path's allocation (charged separately by length), and the planner's
+/// row and action for it in `restore`.
+pub const ENTRY_COST: usize =
+    std::mem::size_of::<Entry>() + std::mem::size_of::<crate::merge::Action>() + 64;
 /// Most entries accepted in one manifest.
 pub const MAX_ENTRIES: usize = 8 << 20;
 /// Most blobs accepted in one pack.
@@ -98,13 +111,20 @@ impl Enc {
 pub struct Dec<'a> {
     buf: &'a [u8],
     pos: usize,
+    /// Bytes of memory charged against [`MEMORY_BUDGET`] so far (the
+    /// buffer itself included).
+    charged: usize,
 }
 
 pub type DecResult<T> = Result<T, String>;
 
 impl<'a> Dec<'a> {
     pub fn new(buf: &'a [u8]) -> Self {
-        Dec { buf, pos: 0 }
+        Dec {
+            buf,
+            pos: 0,
+            charged: buf.len(),
+        }
     }
     pub fn remaining(&self) -> usize {
         self.buf.len() - self.pos
@@ -161,6 +181,21 @@ impl<'a> Dec<'a> {
     /// A `u32` count of items of at least `min_size` bytes each, checked
     /// against `max` and against the bytes actually left, so that nothing is
     /// ever allocated from an unchecked count.
+    /// Charges `bytes` of memory against [`MEMORY_BUDGET`] before they are
+    /// allocated; refuses once the total would exceed it.
+    pub fn charge(&mut self, bytes: usize, what: &str) -> DecResult<()> {
+        self.charged = self.charged.saturating_add(bytes);
+        if self.charged > MEMORY_BUDGET {
+            return Err(format!(
+                "decoding {what} would need more than the {} MiB of memory nix-checkpoint \
+                 allows for one file (over {} MiB so far)",
+                MEMORY_BUDGET >> 20,
+                self.charged >> 20
+            ));
+        }
+        Ok(())
+    }
+
     pub fn count(&mut self, min_size: usize, max: usize, what: &str) -> DecResult<usize> {
         let n = self.u32()? as usize;
         if n > max {
@@ -393,9 +428,14 @@ pub fn encode_manifest(e: &mut Enc, m: &Manifest, with_mtime: bool) {
 /// `Timestamp::default()`.
 pub fn decode_manifest(d: &mut Dec, with_mtime: bool, what: &str) -> DecResult<Manifest> {
     let n = d.count(8, MAX_ENTRIES, "entries")?;
+    d.charge(
+        n.saturating_mul(ENTRY_COST),
+        &format!("{what}'s {n} entries"),
+    )?;
     let mut entries: Vec<Entry> = Vec::with_capacity(n);
     for _ in 0..n {
         let raw = d.bytes16(MAX_PATH, "a path")?;
+        d.charge(raw.len(), "the paths")?;
         let path = RelPath::new(raw).map_err(|e| format!("{what}: path {:?}: {e}", lossy(raw)))?;
         if let Some(last) = entries.last() {
             if last.path == path {
@@ -672,6 +712,17 @@ pub fn open_container(
             ),
         ));
     }
+    if trailer.section_raw > MEMORY_BUDGET as u64 {
+        return Err(unsafe_(
+            "read the trailer",
+            format!(
+                "section declares {} bytes, more than the {} MiB of memory nix-checkpoint \
+                 allows for one file",
+                trailer.section_raw,
+                MEMORY_BUDGET >> 20
+            ),
+        ));
+    }
     if trailer.compression == COMPRESSION_RAW && trailer.section_raw != trailer.section_stored {
         return Err(unsafe_(
             "read the trailer",
@@ -730,18 +781,34 @@ pub fn bounded_decompress(stored: &[u8], raw_len: u64) -> Result<Vec<u8>, String
 // ---------------------------------------------------------------- atomic
 
 /// A temporary file next to its destination, removed on drop unless
-/// [`AtomicFile::commit`] renamed it into place.
+/// [`AtomicFile::commit`] renamed it into place. While it exists, it holds
+/// an exclusive `flock` on the destination's directory, so two writers into
+/// one directory (two saves with one `--output`) take turns: each renames
+/// its own complete file, never the other's.
 pub struct AtomicFile {
     pub temp: PathBuf,
     dest: PathBuf,
     dir: PathBuf,
     file: Option<File>,
+    /// The directory, locked (`flock(LOCK_EX)`) until drop.
+    _lock: nix::fcntl::Flock<File>,
+}
+
+/// A name no other writer uses: pid, time and a per-process counter.
+fn unique_suffix() -> String {
+    static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    format!("{}.{nanos:x}.{n}", std::process::id())
 }
 
 impl AtomicFile {
-    /// Creates `dir/.NAME.tmp` exclusively (mode 0644). A stale regular file
-    /// of that name (from a killed run) is removed first; anything else of
-    /// that name (a directory, a symlink) is an error and is left alone.
+    /// Locks the destination's directory (waiting for another writer to
+    /// finish), removes stale temporary files of killed writers (regular
+    /// files named `.NAME.tmp*`: under the lock no live writer has one), and
+    /// creates `dir/.NAME.tmp.<pid>.<time>.<n>` exclusively (mode 0644).
     pub fn create(dest: &Path) -> Result<AtomicFile, FormatError> {
         // `Path::new("state").parent()` is `Some("")`: that is the current
         // directory, which `File::open("")` (for the directory fsync) is not.
@@ -749,42 +816,51 @@ impl AtomicFile {
             Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
             _ => PathBuf::from("."),
         };
-        let name = dest.file_name().unwrap_or_default().to_string_lossy();
-        let temp = dir.join(format!(".{name}.tmp"));
-        let open = || {
-            std::fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(0o644)
-                .custom_flags(nix::fcntl::OFlag::O_NOFOLLOW.bits())
-                .open(&temp)
+        let lock_err = |op: &str, e: io::Error| FormatError::Write {
+            path: dir.clone(),
+            op: op.into(),
+            source: e,
         };
-        let file = match open() {
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
-                match std::fs::symlink_metadata(&temp) {
-                    Ok(m) if m.file_type().is_file() => {
-                        std::fs::remove_file(&temp).map_err(|e| FormatError::Write {
-                            path: temp.clone(),
-                            op: "remove a stale temporary file".into(),
-                            source: e,
-                        })?;
-                        open()
-                    }
-                    _ => Err(e),
+        let lock = File::open(&dir).map_err(|e| lock_err("open the directory to lock it", e))?;
+        let lock = nix::fcntl::Flock::lock(lock, nix::fcntl::FlockArg::LockExclusive)
+            .map_err(|(_, e)| lock_err("lock the directory", io::Error::from(e)))?;
+        let name = dest.file_name().unwrap_or_default().to_string_lossy();
+        let prefix = format!(".{name}.tmp");
+        if let Ok(entries) = std::fs::read_dir(&dir) {
+            for entry in entries.flatten() {
+                let stale = entry
+                    .file_name()
+                    .as_encoded_bytes()
+                    .starts_with(prefix.as_bytes())
+                    && entry.file_type().is_ok_and(|t| t.is_file());
+                if stale {
+                    let path = entry.path();
+                    std::fs::remove_file(&path).map_err(|e| FormatError::Write {
+                        path,
+                        op: "remove a stale temporary file".into(),
+                        source: e,
+                    })?;
                 }
             }
-            r => r,
         }
-        .map_err(|e| FormatError::Write {
-            path: temp.clone(),
-            op: "create the temporary file".into(),
-            source: e,
-        })?;
+        let temp = dir.join(format!("{prefix}.{}", unique_suffix()));
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o644)
+            .custom_flags(nix::fcntl::OFlag::O_NOFOLLOW.bits())
+            .open(&temp)
+            .map_err(|e| FormatError::Write {
+                path: temp.clone(),
+                op: "create the temporary file".into(),
+                source: e,
+            })?;
         Ok(AtomicFile {
             temp,
             dest: dest.to_owned(),
             dir,
             file: Some(file),
+            _lock: lock,
         })
     }
 

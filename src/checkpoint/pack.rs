@@ -170,6 +170,10 @@ fn decode_section(raw: &[u8], blobs_end: u64) -> DecResult<(Checkpoint, Vec<Blob
     let before = decode_manifest(&mut d, false, "before")?;
     let after = decode_manifest(&mut d, true, "after")?;
     let n = d.count(BLOB_RECORD_LEN, MAX_BLOBS, "blobs")?;
+    d.charge(
+        n.saturating_mul(2 * std::mem::size_of::<BlobRecord>()),
+        &format!("{n} blob records"),
+    )?;
     let mut records: Vec<BlobRecord> = Vec::with_capacity(n);
     let mut next_offset = HEADER_LEN;
     for _ in 0..n {

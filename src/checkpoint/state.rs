@@ -73,3 +73,47 @@ pub fn read_state(path: &Path) -> Result<State, FormatError> {
         detail,
     })
 }
+
+/// Refuses (exit 4) a state that belongs to another build than the one
+/// saving it: taken in another root, or with other outputs. Recording it
+/// would store P of another tree beside B of this one (products missed or
+/// sources stored as products) and hash B modulo the wrong identity.
+pub fn check_state_matches(
+    path: &Path,
+    state: &super::State,
+    current: &crate::build_info::BuildInfo,
+) -> Result<(), FormatError> {
+    let unsafe_state = |detail: String| FormatError::Unsafe {
+        role: Role::State,
+        path: path.to_owned(),
+        op: "check that it belongs to this build".into(),
+        detail,
+    };
+    let shown = |b: &[u8]| crate::tree::rel_path::escape_bytes(b);
+    if state.info.root != current.root {
+        return Err(unsafe_state(format!(
+            "it was taken in {}, not in the tree being saved, {}",
+            shown(&state.info.root),
+            shown(&current.root)
+        )));
+    }
+    if state.info.outputs != current.outputs {
+        let list = |outputs: &[(String, crate::store_path::StorePath)]| {
+            if outputs.is_empty() {
+                "none".to_string()
+            } else {
+                outputs
+                    .iter()
+                    .map(|(n, p)| format!("{n}={p}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            }
+        };
+        return Err(unsafe_state(format!(
+            "it was taken for the outputs {}, not this build's {}",
+            list(&state.info.outputs),
+            list(&current.outputs)
+        )));
+    }
+    Ok(())
+}

@@ -304,3 +304,36 @@ pub fn open_bytes(bytes: &[u8]) -> Result<PackReader, FormatError> {
     std::os::unix::fs::FileExt::write_all_at(&file, bytes, 0).expect("write to a memfd");
     PackReader::open(std::path::Path::new(&format!("/proc/self/fd/{fd}")))
 }
+
+/// A pack whose P and B are `n_before` and `n_after` top-level directories
+/// (`d0000000`, ...), encoded straight into the section without building
+/// entries first: the largest packs the format limits allow (2 x 8 388 608
+/// entries) in little more memory than their section. For memory tests and
+/// `bench/memory.sh`.
+pub fn many_dirs_pack(root: &[u8], n_before: u32, n_after: u32) -> Vec<u8> {
+    let mut e = Enc::default();
+    encode_info(
+        &mut e,
+        &BuildInfo {
+            root: root.to_vec(),
+            store_dir: b"/nix/store".to_vec(),
+            outputs: Vec::new(),
+            dependencies: Vec::new(),
+            recipe: Default::default(),
+        },
+    );
+    for (n, with_mtime) in [(n_before, false), (n_after, true)] {
+        e.u32(n);
+        for i in 0..n {
+            e.bytes16(format!("d{i:07}").as_bytes());
+            e.u8(0);
+            e.u32(0o755);
+            if with_mtime {
+                e.i64(1_000_000_000);
+                e.u32(0);
+            }
+        }
+    }
+    e.u32(0);
+    assemble(&[], &e.0, true, None)
+}

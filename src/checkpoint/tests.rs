@@ -862,22 +862,18 @@ fn leftovers(dir: &Path) -> Vec<String> {
 
 #[test]
 fn failed_writes_leave_nothing() {
-    // A directory where the temporary file goes.
+    // A directory of a temporary file's name is not ours: left alone (the
+    // temporary file has a unique name, so it is not in the way either).
     let fx = small_fixture();
     let out = fx.root.parent().unwrap().join("out");
     std::fs::create_dir_all(out.join(format!(".{PACK_FILE_NAME}.tmp"))).unwrap();
-    let e = write_checkpoint(
-        &out,
-        &info(),
-        &fx.before,
-        &fx.after,
-        fx.blobs.clone(),
-        &opts(3, 1 << 20),
-    )
-    .unwrap_err();
-    assert_eq!(e.exit_code(), ExitCode::WriteFailed, "{e}");
-    assert!(e.to_string().contains(".checkpoint.nckp.tmp"), "{e}");
-    assert_eq!(leftovers(&out), vec![format!(".{PACK_FILE_NAME}.tmp")]);
+    write(&fx, &out, &opts(3, 1 << 20));
+    let mut left = leftovers(&out);
+    left.sort();
+    assert_eq!(
+        left,
+        vec![format!(".{PACK_FILE_NAME}.tmp"), PACK_FILE_NAME.to_string()]
+    );
 
     // A source file vanishing while the pack is written: temp removed.
     let out = fx.root.parent().unwrap().join("out2");
@@ -1171,6 +1167,11 @@ fn reader_is_sync_and_a_stale_temp_file_is_replaced() {
     std::fs::create_dir_all(&out).unwrap();
     std::fs::write(
         out.join(format!(".{PACK_FILE_NAME}.tmp")),
+        b"left by a killed save (old name)",
+    )
+    .unwrap();
+    std::fs::write(
+        out.join(format!(".{PACK_FILE_NAME}.tmp.123.abc.0")),
         b"left by a killed save",
     )
     .unwrap();
@@ -1185,4 +1186,66 @@ fn a_file_in_place_of_a_directory_is_missing() {
     std::fs::write(tmp.path().join("f"), b"x").unwrap();
     let e = PackReader::open(&tmp.path().join("f/checkpoint.nckp")).unwrap_err();
     assert_eq!(e.exit_code(), ExitCode::CheckpointMissing, "{e}");
+}
+
+/// Finding 5 of #12: two saves into one `--output` at once. The temporary
+/// name was fixed, and the second save deleted the first's live temporary
+/// file as "stale", so the first renamed the second's half-written file
+/// into place. Now a writer holds an exclusive lock on the directory from
+/// creating its (uniquely named) temporary file until the rename: a second
+/// writer waits, and only then removes what is left of killed writers.
+#[test]
+fn two_writers_into_one_directory_take_turns() {
+    let fx = small_fixture();
+    let out = fx.root.parent().unwrap().join("out");
+    std::fs::create_dir_all(&out).unwrap();
+    let dest = out.join(PACK_FILE_NAME);
+    let first = crate::checkpoint::codec::AtomicFile::create(&dest).unwrap();
+    std::io::Write::write_all(&mut first.file(), b"first").unwrap();
+    let (done_tx, done_rx) = std::sync::mpsc::channel();
+    let writer = {
+        let out = out.clone();
+        let before = fx.before.clone();
+        let after = fx.after.clone();
+        let blobs = fx.blobs.clone();
+        std::thread::spawn(move || {
+            let r = write_checkpoint(&out, &info(), &before, &after, blobs, &opts(3, 1 << 20));
+            done_tx.send(()).unwrap();
+            r.map(|_| ())
+        })
+    };
+    assert!(
+        done_rx
+            .recv_timeout(std::time::Duration::from_millis(300))
+            .is_err(),
+        "the second writer did not wait for the first"
+    );
+    assert!(first.temp.exists(), "the live temporary file was removed");
+    assert_eq!(std::fs::read(&first.temp).unwrap(), b"first");
+    first.commit().unwrap();
+    writer.join().unwrap().unwrap();
+    // The second wrote after the first: its complete pack is in place.
+    open_and_verify(&out).unwrap();
+    assert_eq!(leftovers(&out), vec![PACK_FILE_NAME.to_string()]);
+}
+
+/// Finding 3 of #12: a 3 MiB pack within every format limit (2 x 8 388 608
+/// directory entries) cost 2.3 GB to inspect or verify and 4.1 GB to
+/// restore. The reader now charges the decompressed section and a cost per
+/// declared entry against `MEMORY_BUDGET` before decoding the entries, and
+/// refuses (unsafe, exit 8) what would exceed it; a pack just within it is
+/// read.
+#[test]
+fn pack_needing_more_memory_than_the_budget_is_refused_before_decoding() {
+    use crate::checkpoint::codec::{ENTRY_COST, MEMORY_BUDGET};
+    use crate::checkpoint::testing::{many_dirs_pack, open_bytes};
+    // Per pair of entries: two entry costs, ~42 bytes of section, 16 of paths.
+    let fits = (MEMORY_BUDGET / (2 * ENTRY_COST + 80)) as u32;
+    let over = (MEMORY_BUDGET / ENTRY_COST / 2 + 1_000) as u32;
+    let reader = open_bytes(&many_dirs_pack(b"/build", fits, fits)).unwrap();
+    assert_eq!(reader.checkpoint().after.len(), fits as usize);
+    drop(reader);
+    let e = open_bytes(&many_dirs_pack(b"/build", over, over)).unwrap_err();
+    assert_eq!(e.exit_code(), ExitCode::CheckpointUnsafe, "{e}");
+    assert!(e.to_string().contains("MiB of memory"), "{e}");
 }

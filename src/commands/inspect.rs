@@ -16,8 +16,10 @@ fn status(before: Option<&Entry>, after: &Entry) -> &'static str {
     }
 }
 
+/// Checkpoint-controlled bytes for display and JSON: escaped, so that no
+/// control character reaches the terminal and distinct names stay distinct.
 fn lossy(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
+    crate::tree::rel_path::escape_bytes(bytes)
 }
 
 pub fn run(checkpoint: &Path, list: bool, json: bool, started: Instant) -> Result<Report, Error> {

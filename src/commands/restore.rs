@@ -106,7 +106,10 @@ pub fn run(
     started: Instant,
 ) -> Result<Report, Error> {
     crate::apply::check_no_interrupted_restore(&tree.root)?;
-    let reader = match PackReader::open(checkpoint) {
+    // Everything restore refuses for the checkpoint alone, as `verify` does.
+    let reader = match PackReader::open(checkpoint)
+        .and_then(|r| super::verify::check_restorable(&r, Timestamp::now()).map(|()| r))
+    {
         Ok(reader) => reader,
         Err(e) if options.fallback_on_error => {
             return Ok(fall_back(
@@ -172,12 +175,20 @@ pub fn run(
         } => (skip_configure, note),
     };
 
-    let mut plan = merge::plan(
+    let mut plan = merge::plan_with(
         &checkpoint_data.before,
         &checkpoint_data.after,
         &now_scan.manifest,
+        merge::Unrecorded {
+            hidden: &now_scan.hidden,
+            linked_outside: &now_scan.linked_outside,
+        },
         Timestamp::now(),
     );
+    warnings.extend(plan.warnings());
+    if let Some(reason) = plan.fall_back_reason() {
+        return Ok(fall_back(reason, started, warnings));
+    }
     if tool == BuildTool::Make {
         merge::leave_static_archives_to_make(&mut plan);
     }

@@ -17,13 +17,8 @@ pub fn run(
 ) -> Result<Report, Error> {
     crate::apply::check_no_interrupted_restore(&tree.root)?;
     let state = state::read_state(state_path)?;
+    state::check_state_matches(state_path, &state, &tree.info)?;
     let mut warnings = Vec::new();
-    if state.info.outputs != tree.info.outputs {
-        warnings.push(
-            "the build's outputs changed between snapshot and save; the snapshot's are recorded"
-                .to_string(),
-        );
-    }
     // Hash with the snapshot's identity so that P and B compare.
     let scan = scan::scan(
         &tree.root,

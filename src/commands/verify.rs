@@ -1,18 +1,21 @@
 use super::{human_bytes, seconds, Report};
 use crate::checkpoint::pack::PackReader;
+use crate::checkpoint::{FormatError, Role};
 use crate::error::Error;
 use crate::exit_code::ExitCode;
+use crate::tree::Timestamp;
 use std::path::Path;
 use std::time::Instant;
 
 pub fn run(checkpoint: &Path, started: Instant) -> Result<Report, Error> {
     let reader = PackReader::open(checkpoint)?;
     let verified = reader.verify()?;
+    check_restorable(&reader, Timestamp::now())?;
     let secs = seconds(started);
     Ok(Report {
         exit: ExitCode::Success,
         summary: format!(
-            "verify: manifest and {} blobs ({}) intact in {secs:.2} s",
+            "verify: manifest and {} blobs ({}) intact and restorable in {secs:.2} s",
             verified.blobs,
             human_bytes(verified.raw_bytes)
         ),
@@ -21,3 +24,26 @@ pub fn run(checkpoint: &Path, started: Instant) -> Result<Report, Error> {
         warnings: Vec::new(),
     })
 }
+
+/// What `restore` refuses before its first write because of the checkpoint
+/// alone, whatever the tree (reserved names, setuid files, mtimes beyond
+/// what file systems store or that the clock would push there): see
+/// [`crate::apply::check_checkpoint`]. Both `verify` and `restore` run it,
+/// so a checkpoint `verify` calls intact is one `restore` accepts.
+pub(super) fn check_restorable(reader: &PackReader, now: Timestamp) -> Result<(), FormatError> {
+    let cp = reader.checkpoint();
+    let root = Path::new(std::ffi::OsStr::from_bytes(&cp.info.root));
+    crate::apply::check_checkpoint(root, &cp.after, now).map_err(|e| FormatError::Unsafe {
+        role: Role::Checkpoint,
+        path: reader.path().to_owned(),
+        op: "check what restore would write".into(),
+        detail: match e {
+            crate::apply::ApplyError::UnsafePlan { path, reason, .. } => {
+                format!("{}: {reason}", path.display())
+            }
+            other => other.to_string(),
+        },
+    })
+}
+
+use std::os::unix::ffi::OsStrExt;

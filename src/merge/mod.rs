@@ -54,9 +54,18 @@
 //!   the *content* is the correct one; only its mtime is newer, which can
 //!   only make more targets rebuild, never fewer: safe. A `Freshen`ed target
 //!   keeps its own reason. Directories are not freshened this way.
-//! * `fresh_mtime = max(now, newest restored mtime + 1 s)`, where the
-//!   restored mtimes are those of every `Retime` and every `Create` other
-//!   than the freshened symlink targets above.
+//! * **No restored mtime in the future.** The restored mtimes (those of
+//!   every `Retime` and every `Create` other than the freshened symlink
+//!   targets above) are B's, except when the newest of them is later than
+//!   `now` (a checkpoint from a machine whose clock was ahead, or a crafted
+//!   one): then the newest ones all move back by the same amount, so that
+//!   the newest is exactly `now - 1 s`, with as many of the next newest as
+//!   needed to stay after every mtime left in place ([`clock_shift`]): their
+//!   order is kept and none lies in the future. Otherwise make would see
+//!   products newer than the files the build is about to write (the rebuilt
+//!   `main.o` older than the restored `app`, so no relink): a silently
+//!   stale build. `fresh_mtime = max(now, newest restored + 1 s)`: `now`
+//!   after a move, at most 1 s ahead otherwise (restore waits for it).
 
 use crate::tree::{Entry, Kind, Manifest, Node, RelPath, Timestamp};
 use std::fmt;
@@ -127,6 +136,13 @@ pub enum SkipReason {
     /// where a clean build lists them in rule order; a fresh archive is
     /// byte for byte a clean build's.
     StaticArchive,
+    /// Something the scan does not record is at the path (a special file,
+    /// or a name it leaves out): nothing is created over it.
+    Occupied,
+    /// The tree's entry is a hard link to a file outside the tree (or to
+    /// an excluded name): its mtime is left alone, so that the file outside
+    /// keeps its own.
+    LinkedOutside,
 }
 
 impl Action {
@@ -145,9 +161,22 @@ impl Action {
 pub struct Plan {
     /// Sorted by path; at most one action per path.
     pub actions: Vec<Action>,
-    /// Strictly newer than every mtime the plan restores:
-    /// `max(now, newest restored + 1 s)`.
+    /// `max(now, newest restored + 1 s)`: strictly newer than every mtime
+    /// the plan restores (none of which lies after `now`), at most 1 s
+    /// after `now`.
     pub fresh_mtime: Timestamp,
+    /// How far (ns) the newest restored mtimes were moved back because they
+    /// lay after `now` (the checkpoint's clock was ahead of this
+    /// machine's); 0 otherwise.
+    pub shifted_back_nanos: i128,
+    /// The restored mtimes at or after this one (B's, before the move) are
+    /// the ones moved back by `shifted_back_nanos`.
+    pub shifted_from: Timestamp,
+    /// Entries that must look newer than every restored one (changed, new,
+    /// or the target of a changed symlink) but are hard links to a file
+    /// outside the tree, whose mtime restore must not change. Restore
+    /// falls back (restores nothing) when this is not empty.
+    pub cannot_freshen: Vec<RelPath>,
 }
 
 /// Counts of each kind of action, for summaries.
@@ -161,6 +190,57 @@ pub struct PlanCounts {
 }
 
 impl Plan {
+    /// What a restore should tell the user about this plan, beyond counts.
+    pub fn warnings(&self) -> Vec<String> {
+        let mut warnings = Vec::new();
+        if self.shifted_back_nanos > 0 {
+            warnings.push(format!(
+                "the checkpoint's newest mtimes lie in the future of this machine's clock (its \
+                 build ran on a machine whose clock was ahead): they were moved back by {:.3} s, \
+                 keeping their order",
+                self.shifted_back_nanos as f64 / 1e9
+            ));
+        }
+        let (occupied, linked) = self.actions.iter().fold((0, 0), |(o, l), a| match a {
+            Action::Skip {
+                reason: SkipReason::Occupied,
+                ..
+            } => (o + 1, l),
+            Action::Skip {
+                reason: SkipReason::LinkedOutside,
+                ..
+            } => (o, l + 1),
+            _ => (o, l),
+        });
+        if occupied > 0 {
+            warnings.push(format!(
+                "{occupied} products not restored: a special file or a name the scan leaves out \
+                 is in their place (see restore --dry-run); the build makes them"
+            ));
+        }
+        if linked > 0 {
+            warnings.push(format!(
+                "{linked} unchanged files not re-timed: they are hard links to files outside \
+                 the build tree, whose mtimes restore never changes"
+            ));
+        }
+        warnings
+    }
+
+    /// Why this plan must not be applied at all, if so: restore falls back.
+    pub fn fall_back_reason(&self) -> Option<String> {
+        let first = self.cannot_freshen.first()?;
+        let more = match self.cannot_freshen.len() - 1 {
+            0 => String::new(),
+            n => format!(" (and {n} more)"),
+        };
+        Some(format!(
+            "{first}{more} changed since the checkpoint but is a hard link to a file outside \
+             the build tree: restore cannot make it newer than the restored products without \
+             changing that file's mtime"
+        ))
+    }
+
     pub fn counts(&self) -> PlanCounts {
         let mut c = PlanCounts::default();
         for action in &self.actions {
@@ -207,6 +287,10 @@ enum Decision {
     FreshCreate,
     Remove,
     NotEmpty,
+    /// B's entry cannot go in: something hidden from the scan is there.
+    Occupied,
+    /// A `Retime` of an entry hard-linked outside the tree: left alone.
+    LinkedOutside,
     /// Below the row `ancestor`, which the plan leaves as a non-directory
     /// (`not_dir`) or absent.
     Blocked {
@@ -220,15 +304,25 @@ struct Row<'a> {
     b: Option<&'a Entry>,
     c: Option<&'a Entry>,
     d: Decision,
+    /// In the tree but hidden from the scan (special file, excluded name).
+    hidden: bool,
+    /// C's entry is hard-linked outside the tree.
+    linked_outside: bool,
 }
 
 impl<'a> Row<'a> {
     /// The entry the path holds once the plan is applied (mtimes aside).
     fn merged(&self) -> Option<&'a Entry> {
         match self.d {
-            Decision::Freshen(_) | Decision::Retime | Decision::NotEmpty => self.c,
+            Decision::Freshen(_)
+            | Decision::Retime
+            | Decision::NotEmpty
+            | Decision::LinkedOutside => self.c,
             Decision::Create | Decision::FreshCreate => self.b,
-            Decision::Remove | Decision::Nothing | Decision::Blocked { .. } => None,
+            Decision::Remove
+            | Decision::Nothing
+            | Decision::Occupied
+            | Decision::Blocked { .. } => None,
         }
     }
 }
@@ -255,15 +349,31 @@ fn decide(p: Option<&Entry>, b: Option<&Entry>, c: Option<&Entry>) -> Decision {
     }
 }
 
-/// Merges the three sorted entry lists into one row per path, in path order.
-fn union<'a>(p: &'a [Entry], b: &'a [Entry], c: &'a [Entry]) -> Vec<Row<'a>> {
+/// What the scan of C saw beyond its manifest (see [`crate::tree::scan::Scan`]).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Unrecorded<'a> {
+    /// Sorted: special files and excluded names in the tree.
+    pub hidden: &'a [RelPath],
+    /// Sorted: entries of C hard-linked to a name outside the tree.
+    pub linked_outside: &'a [RelPath],
+}
+
+/// Merges the three sorted entry lists (and the hidden paths) into one row
+/// per path, in path order.
+fn union<'a>(p: &'a [Entry], b: &'a [Entry], c: &'a [Entry], seen: Unrecorded<'a>) -> Vec<Row<'a>> {
     let mut rows = Vec::with_capacity(p.len().max(b.len()).max(c.len()));
-    let (mut i, mut j, mut k) = (0, 0, 0);
+    let (mut i, mut j, mut k, mut h, mut l) = (0, 0, 0, 0, 0);
     loop {
         let mut path: Option<&'a RelPath> = None;
-        for e in [p.get(i), b.get(j), c.get(k)].into_iter().flatten() {
-            if path.map_or(true, |m| e.path < *m) {
-                path = Some(&e.path);
+        let hidden_next = seen.hidden.get(h);
+        for e in [p.get(i), b.get(j), c.get(k)]
+            .into_iter()
+            .flatten()
+            .map(|e| &e.path)
+            .chain(hidden_next)
+        {
+            if path.map_or(true, |m| e < m) {
+                path = Some(e);
             }
         }
         let Some(path) = path else { break };
@@ -275,11 +385,32 @@ fn union<'a>(p: &'a [Entry], b: &'a [Entry], c: &'a [Entry]) -> Vec<Row<'a>> {
             _ => None,
         };
         let (pe, be, ce) = (take(p, &mut i), take(b, &mut j), take(c, &mut k));
+        let hidden = hidden_next == Some(path);
+        if hidden {
+            h += 1;
+        }
+        while seen.linked_outside.get(l).is_some_and(|x| x < path) {
+            l += 1;
+        }
+        let linked_outside = seen.linked_outside.get(l) == Some(path);
+        let d = match decide(pe, be, ce) {
+            _ if hidden && ce.is_none() => {
+                if be.is_some() {
+                    Decision::Occupied
+                } else {
+                    Decision::Nothing
+                }
+            }
+            Decision::Retime if linked_outside => Decision::LinkedOutside,
+            d => d,
+        };
         rows.push(Row {
             path,
             b: be,
             c: ce,
-            d: decide(pe, be, ce),
+            d,
+            hidden,
+            linked_outside,
         });
     }
     rows
@@ -330,6 +461,12 @@ impl<'a> Planner<'a> {
         let mut kept_below = vec![false; self.rows.len()];
         for i in (0..self.rows.len()).rev() {
             let row = &mut self.rows[i];
+            if row.hidden && row.c.is_none() {
+                if let Some(parent) = self.parents[i] {
+                    kept_below[parent] = true;
+                }
+                continue;
+            }
             if row.c.is_none() {
                 continue;
             }
@@ -359,7 +496,7 @@ impl<'a> Planner<'a> {
                         Decision::Create => row.d = Decision::Blocked { ancestor, not_dir },
                         // C's entries under a replaced or removed directory
                         // are all removed (`keep_nonempty_dirs`).
-                        Decision::Remove | Decision::Nothing => {}
+                        Decision::Remove | Decision::Nothing | Decision::Occupied => {}
                         other => debug_assert!(false, "{:?}: {other:?} below a non-dir", row.path),
                     }
                     Some((ancestor, not_dir))
@@ -367,6 +504,7 @@ impl<'a> Planner<'a> {
                 None => match row.merged() {
                     Some(e) if e.node.kind() == Kind::Dir => None,
                     Some(_) => Some((i, true)),
+                    None if row.hidden => Some((i, true)),
                     None => Some((i, false)),
                 },
             };
@@ -446,7 +584,9 @@ impl<'a> Planner<'a> {
         for i in targets {
             let row = &mut self.rows[i];
             row.d = match row.d {
-                Decision::Retime => Decision::Freshen(FreshReason::SymlinkTarget),
+                Decision::Retime | Decision::LinkedOutside => {
+                    Decision::Freshen(FreshReason::SymlinkTarget)
+                }
                 Decision::Create => Decision::FreshCreate,
                 other => other,
             };
@@ -454,15 +594,33 @@ impl<'a> Planner<'a> {
     }
 
     fn finish(self, now: Timestamp) -> Plan {
-        let newest_restored = self
+        let restored_mtimes: Vec<Timestamp> = self
             .rows
             .iter()
             .filter_map(|r| match r.d {
                 Decision::Create | Decision::Retime => r.b.map(|b| b.mtime),
                 _ => None,
             })
-            .max();
-        let fresh_mtime = newest_restored.map_or(now, |t| now.max(t.plus_secs(1)));
+            .collect();
+        let (shifted_from, shift) = clock_shift(restored_mtimes.clone(), now);
+        let restored = |t: Timestamp| {
+            if shift > 0 && t >= shifted_from {
+                t.minus_nanos(shift)
+            } else {
+                t
+            }
+        };
+        let fresh_mtime = restored_mtimes
+            .iter()
+            .map(|&t| restored(t).plus_secs(1))
+            .max()
+            .map_or(now, |t| t.max(now));
+        let cannot_freshen: Vec<RelPath> = self
+            .rows
+            .iter()
+            .filter(|r| r.linked_outside && matches!(r.d, Decision::Freshen(_)))
+            .map(|r| r.path.clone())
+            .collect();
         let actions = self
             .rows
             .iter()
@@ -482,14 +640,16 @@ impl<'a> Planner<'a> {
                             path,
                             kind: b.node.kind(),
                             mode: b.mode,
-                            mtime: b.mtime,
+                            mtime: restored(b.mtime),
                         }
                     }
                     Decision::Create | Decision::FreshCreate => {
                         let mut entry = row.b.expect("create has B").clone();
-                        if row.d == Decision::FreshCreate {
-                            entry.mtime = fresh_mtime;
-                        }
+                        entry.mtime = if row.d == Decision::FreshCreate {
+                            fresh_mtime
+                        } else {
+                            restored(entry.mtime)
+                        };
                         Action::Create {
                             entry,
                             replaces: row.c.map(|c| c.node.kind()),
@@ -502,6 +662,14 @@ impl<'a> Planner<'a> {
                     Decision::NotEmpty => Action::Skip {
                         path,
                         reason: SkipReason::DirectoryNotEmpty,
+                    },
+                    Decision::Occupied => Action::Skip {
+                        path,
+                        reason: SkipReason::Occupied,
+                    },
+                    Decision::LinkedOutside => Action::Skip {
+                        path,
+                        reason: SkipReason::LinkedOutside,
                     },
                     Decision::Blocked { ancestor, not_dir } => {
                         let ancestor = self.rows[ancestor].path.clone();
@@ -520,6 +688,46 @@ impl<'a> Planner<'a> {
         Plan {
             actions,
             fresh_mtime,
+            shifted_back_nanos: shift,
+            shifted_from,
+            cannot_freshen,
+        }
+    }
+}
+
+/// Which restored mtimes move back, and by how much (ns), so that none lies
+/// after `now` and their order is kept: `(from, shift)` moves every mtime
+/// `>= from` back by `shift`. Nothing moves when the newest is not after
+/// `now` (a checkpoint a moment old: restore waits for the fresh mtime, at
+/// most 1 s, instead); otherwise the shift puts the newest at `now - 1 s`,
+/// so that the fresh mtime is `now`, and the moved group is the smallest run of the newest mtimes
+/// that, moved, stays strictly after every mtime left in place. So in the
+/// ordinary skew case (sources unpacked from the store at mtime 1, products
+/// an hour ahead) only the products move, and nothing lands before 1970.
+fn clock_shift(mut mtimes: Vec<Timestamp>, now: Timestamp) -> (Timestamp, i128) {
+    mtimes.sort_unstable();
+    mtimes.dedup();
+    let Some(&newest) = mtimes.last() else {
+        return (Timestamp::default(), 0);
+    };
+    if newest <= now {
+        return (Timestamp::default(), 0);
+    }
+    let shift = newest.as_nanos() + 1_000_000_000 - now.as_nanos();
+    let mut k = mtimes.len() - 1;
+    while k > 0 && mtimes[k].as_nanos() - shift <= mtimes[k - 1].as_nanos() {
+        k -= 1;
+    }
+    (mtimes[k], shift)
+}
+
+impl Plan {
+    /// The mtime the plan gives a restored entry whose mtime in B is `b`.
+    pub fn restored_mtime(&self, b: Timestamp) -> Timestamp {
+        if self.shifted_back_nanos > 0 && b >= self.shifted_from {
+            b.minus_nanos(self.shifted_back_nanos)
+        } else {
+            b
         }
     }
 }
@@ -528,7 +736,27 @@ impl<'a> Planner<'a> {
 /// the current time. Pure and deterministic; one merge pass over the three
 /// sorted manifests plus `O(log n)` look-ups per entry.
 pub fn plan(before: &Manifest, after: &Manifest, now_tree: &Manifest, now: Timestamp) -> Plan {
-    let mut planner = Planner::new(union(before.entries(), after.entries(), now_tree.entries()));
+    plan_with(before, after, now_tree, Unrecorded::default(), now)
+}
+
+/// [`plan`], knowing what the scan of C saw beyond its manifest: nothing is
+/// created at a hidden path (`Skip { Occupied }`), a directory holding one
+/// is kept (`Skip { DirectoryNotEmpty }`), and an entry hard-linked outside
+/// the tree is never re-timed (`Skip { LinkedOutside }`, or listed in
+/// [`Plan::cannot_freshen`] when it would need the fresh mtime).
+pub fn plan_with(
+    before: &Manifest,
+    after: &Manifest,
+    now_tree: &Manifest,
+    seen: Unrecorded<'_>,
+    now: Timestamp,
+) -> Plan {
+    let mut planner = Planner::new(union(
+        before.entries(),
+        after.entries(),
+        now_tree.entries(),
+        seen,
+    ));
     planner.keep_nonempty_dirs();
     planner.block_under_non_dirs();
     planner.freshen_symlink_targets();
@@ -586,6 +814,12 @@ impl fmt::Display for Plan {
                         SkipReason::DirectoryNotEmpty => writeln!(f, "holds kept entries)")?,
                         SkipReason::StaticArchive => {
                             writeln!(f, "a static archive make recreates)")?
+                        }
+                        SkipReason::Occupied => {
+                            writeln!(f, "occupied by an entry the scan does not record)")?
+                        }
+                        SkipReason::LinkedOutside => {
+                            writeln!(f, "a hard link to a file outside the tree)")?
                         }
                     }
                 }

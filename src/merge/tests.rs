@@ -17,6 +17,10 @@ fn t(secs: i64) -> Timestamp {
     Timestamp::new(secs, 0)
 }
 
+/// A clock later than every mtime in these tests (restored mtimes are not
+/// moved; see `clock_skew_*` for when they are).
+const NOW: Timestamp = Timestamp::new(1000, 0);
+
 fn file(path: &str, hash: ContentHash, mode: u32, mtime: i64) -> Entry {
     Entry {
         path: rp(path),
@@ -133,6 +137,8 @@ fn check_invariants(p: &Manifest, b: &Manifest, c: &Manifest, now: Timestamp, pl
         );
     }
     let mut restored = Vec::new();
+    // (B's mtime, the restored one): the move keeps their order.
+    let mut pairs = Vec::new();
     for action in &plan.actions {
         let path = action.path();
         let (pe, be, ce) = (p.get(path), b.get(path), c.get(path));
@@ -144,7 +150,8 @@ fn check_invariants(p: &Manifest, b: &Manifest, c: &Manifest, now: Timestamp, pl
                 assert_eq!(entry.mode, b.mode);
                 assert_eq!(*replaces, ce.map(|c| c.node.kind()));
                 if entry.mtime != plan.fresh_mtime {
-                    assert_eq!(entry.mtime, b.mtime);
+                    assert_eq!(entry.mtime, plan.restored_mtime(b.mtime));
+                    pairs.push((b.mtime, entry.mtime));
                     restored.push(entry.mtime);
                 }
             }
@@ -154,7 +161,8 @@ fn check_invariants(p: &Manifest, b: &Manifest, c: &Manifest, now: Timestamp, pl
                 let (b, c) = (be.unwrap(), ce.unwrap());
                 assert_eq!(*kind, c.node.kind());
                 assert_eq!(*kind, b.node.kind());
-                assert_eq!((*mode, *mtime), (b.mode, b.mtime));
+                assert_eq!((*mode, *mtime), (b.mode, plan.restored_mtime(b.mtime)));
+                pairs.push((b.mtime, *mtime));
                 restored.push(*mtime);
             }
             Action::Remove { kind, .. } => {
@@ -168,13 +176,23 @@ fn check_invariants(p: &Manifest, b: &Manifest, c: &Manifest, now: Timestamp, pl
             ),
         }
     }
-    assert!(plan.fresh_mtime >= now);
-    for r in restored {
-        assert!(
-            plan.fresh_mtime > r,
-            "fresh {:?} <= restored {r:?}",
-            plan.fresh_mtime
-        );
+    assert!(plan.shifted_back_nanos >= 0);
+    let newest = restored.iter().max().copied();
+    assert_eq!(
+        plan.fresh_mtime,
+        newest.map_or(now, |n| now.max(n.plus_secs(1)))
+    );
+    if let Some(newest) = newest {
+        assert!(newest <= now, "restored {newest:?} after now {now:?}");
+    }
+    if plan.shifted_back_nanos > 0 {
+        assert_eq!(newest.map(|n| n.plus_secs(1)), Some(now), "shifted too far");
+    }
+    pairs.sort();
+    for w in pairs.windows(2) {
+        if w[0].0 < w[1].0 {
+            assert!(w[0].1 < w[1].1, "order lost: {w:?}");
+        }
     }
     // The printout has one line per action and a summary.
     assert_eq!(plan.to_string().lines().count(), plan.actions.len() + 1);
@@ -187,9 +205,9 @@ fn row_unchanged_everywhere_is_retimed() {
     let p = m(vec![file("f", 1, 0o644, 10)]);
     let b = m(vec![file("f", 1, 0o644, 20)]);
     let c = m(vec![file("f", 1, 0o644, 30)]);
-    let plan = plan_checked(&p, &b, &c, t(5));
+    let plan = plan_checked(&p, &b, &c, NOW);
     assert_eq!(plan.actions, vec![retime(&b.entries()[0])]);
-    assert_eq!(plan.fresh_mtime, t(21));
+    assert_eq!(plan.fresh_mtime, NOW);
 }
 
 #[test]
@@ -197,7 +215,7 @@ fn row_rewritten_by_build_is_created() {
     let p = m(vec![file("f", 1, 0o644, 10)]);
     let b = m(vec![file("f", 2, 0o644, 20)]);
     let c = m(vec![file("f", 1, 0o644, 30)]);
-    let plan = plan_checked(&p, &b, &c, t(5));
+    let plan = plan_checked(&p, &b, &c, NOW);
     assert_eq!(
         plan.actions,
         vec![create(&b.entries()[0], Some(Kind::File))]
@@ -209,9 +227,9 @@ fn row_deleted_by_build_is_removed() {
     let p = m(vec![file("f", 1, 0o644, 10)]);
     let b = m(vec![]);
     let c = m(vec![file("f", 1, 0o644, 30)]);
-    let plan = plan_checked(&p, &b, &c, t(5));
+    let plan = plan_checked(&p, &b, &c, NOW);
     assert_eq!(plan.actions, vec![remove("f", Kind::File)]);
-    assert_eq!(plan.fresh_mtime, t(5));
+    assert_eq!(plan.fresh_mtime, NOW);
 }
 
 #[test]
@@ -219,7 +237,7 @@ fn row_product_is_created() {
     let p = m(vec![]);
     let b = m(vec![file("f.o", 7, 0o644, 20)]);
     let c = m(vec![]);
-    let plan = plan_checked(&p, &b, &c, t(5));
+    let plan = plan_checked(&p, &b, &c, NOW);
     assert_eq!(plan.actions, vec![create(&b.entries()[0], None)]);
 }
 
@@ -237,7 +255,7 @@ fn row_user_change_wins() {
         file("m", 1, 0o755, 30),
         file("n", 5, 0o644, 30),
     ]);
-    let plan = plan_checked(&p, &b, &c, t(5));
+    let plan = plan_checked(&p, &b, &c, NOW);
     assert_eq!(
         plan.actions,
         vec![
@@ -247,8 +265,8 @@ fn row_user_change_wins() {
             retime(&file("n", 5, 0o644, 20)),
         ]
     );
-    // Above the retimed n.
-    assert_eq!(plan.fresh_mtime, t(21));
+    // Now is after the retimed n (20).
+    assert_eq!(plan.fresh_mtime, NOW);
 }
 
 #[test]
@@ -256,19 +274,22 @@ fn row_deleted_by_user_stays_deleted() {
     let p = m(vec![file("a", 1, 0o644, 10), file("b", 1, 0o644, 10)]);
     let b = m(vec![file("a", 1, 0o644, 20), file("b", 2, 0o644, 20)]);
     let c = m(vec![]);
-    let plan = plan_checked(&p, &b, &c, t(5));
+    let plan = plan_checked(&p, &b, &c, NOW);
     assert_eq!(plan.actions, vec![]);
 }
 
 #[test]
 fn row_absent_everywhere_is_nothing() {
     let e = m(vec![]);
-    let plan = plan_checked(&e, &e, &e, t(5));
+    let plan = plan_checked(&e, &e, &e, NOW);
     assert_eq!(
         plan,
         Plan {
             actions: vec![],
-            fresh_mtime: t(5)
+            fresh_mtime: NOW,
+            shifted_back_nanos: 0,
+            shifted_from: Timestamp::default(),
+            cannot_freshen: Vec::new(),
         }
     );
 }
@@ -361,10 +382,46 @@ fn every_single_path_combination_matches_the_oracle() {
                             vec![fresh("x", ce.as_ref().unwrap().node.kind(), reason)]
                         }
                     };
-                    assert_eq!(plan.actions, expected, "{ctx}");
+                    // B's mtime is 20: with now = 15 it lies in the
+                    // future and is moved back to now - 1 s.
                     let restores = matches!(oracle(pv, bv, cv), Expect::Retime | Expect::Create);
-                    let fresh_mtime = if restores { t(now.max(21)) } else { t(now) };
-                    assert_eq!(plan.fresh_mtime, fresh_mtime, "{ctx}");
+                    let shift = if restores && now < 20 { 21 - now } else { 0 };
+                    let expected: Vec<Action> = expected
+                        .into_iter()
+                        .map(|a| match a {
+                            Action::Retime {
+                                path,
+                                kind,
+                                mode,
+                                mtime,
+                            } => Action::Retime {
+                                path,
+                                kind,
+                                mode,
+                                mtime: mtime.plus_secs(-shift),
+                            },
+                            Action::Create {
+                                mut entry,
+                                replaces,
+                            } => {
+                                entry.mtime = entry.mtime.plus_secs(-shift);
+                                Action::Create { entry, replaces }
+                            }
+                            other => other,
+                        })
+                        .collect();
+                    assert_eq!(plan.actions, expected, "{ctx}");
+                    let fresh = if restores && now >= 20 {
+                        now.max(21)
+                    } else {
+                        now
+                    };
+                    assert_eq!(plan.fresh_mtime, t(fresh), "{ctx}");
+                    assert_eq!(
+                        plan.shifted_back_nanos,
+                        shift as i128 * 1_000_000_000,
+                        "{ctx}"
+                    );
                     cases += 1;
                 }
             }
@@ -391,7 +448,7 @@ fn build_turned_dir_into_file_or_symlink_replaces_empty_dir() {
         let p = m(dir_tree(10));
         let b = m(vec![new.clone()]);
         let c = m(dir_tree(30));
-        let plan = plan_checked(&p, &b, &c, t(5));
+        let plan = plan_checked(&p, &b, &c, NOW);
         assert_eq!(
             plan.actions,
             vec![
@@ -410,7 +467,7 @@ fn build_turned_dir_into_file_but_user_changed_a_child() {
     let b = m(vec![file("d", 9, 0o644, 20)]);
     let mut c = dir_tree(30);
     c[3] = file("d/s/b", 3, 0o644, 30);
-    let plan = plan_checked(&p, &b, &m(c), t(5));
+    let plan = plan_checked(&p, &b, &m(c), NOW);
     assert_eq!(
         plan.actions,
         vec![
@@ -428,7 +485,7 @@ fn build_deleted_dir_kept_for_user_file() {
     let b = m(vec![]);
     let mut c = dir_tree(30);
     c.push(file("d/s/new", 4, 0o644, 30));
-    let plan = plan_checked(&p, &b, &m(c), t(5));
+    let plan = plan_checked(&p, &b, &m(c), NOW);
     assert_eq!(
         plan.actions,
         vec![
@@ -445,7 +502,7 @@ fn build_deleted_dir_kept_for_user_file() {
 fn build_deleted_dir_with_unchanged_contents_is_removed() {
     let p = m(dir_tree(10));
     let b = m(vec![]);
-    let plan = plan_checked(&p, &b, &m(dir_tree(30)), t(5));
+    let plan = plan_checked(&p, &b, &m(dir_tree(30)), NOW);
     assert_eq!(
         plan.actions,
         vec![
@@ -464,7 +521,7 @@ fn build_turned_file_or_symlink_into_dir() {
         let b_entries = vec![dir("d", 0o755, 20), file("d/o", 5, 0o644, 21)];
         let b = m(b_entries.clone());
         let c = m(vec![with_mtime(&old, t(30))]);
-        let plan = plan_checked(&p, &b, &c, t(5));
+        let plan = plan_checked(&p, &b, &c, NOW);
         assert_eq!(
             plan.actions,
             vec![
@@ -472,11 +529,11 @@ fn build_turned_file_or_symlink_into_dir() {
                 create(&b_entries[1], None),
             ]
         );
-        assert_eq!(plan.fresh_mtime, t(22));
+        assert_eq!(plan.fresh_mtime, NOW);
 
         // The user changed the file: it stays, B's children cannot go in.
         let c = m(vec![file("d", 7, 0o644, 30)]);
-        let plan = plan_checked(&p, &b, &c, t(5));
+        let plan = plan_checked(&p, &b, &c, NOW);
         assert_eq!(
             plan.actions,
             vec![
@@ -492,7 +549,7 @@ fn build_changed_dir_mode_is_a_retime() {
     let p = m(dir_tree(10));
     let mut b = dir_tree(20);
     b[0].mode = 0o700;
-    let plan = plan_checked(&p, &m(b.clone()), &m(dir_tree(30)), t(5));
+    let plan = plan_checked(&p, &m(b.clone()), &m(dir_tree(30)), NOW);
     assert_eq!(plan.actions, b.iter().map(retime).collect::<Vec<_>>());
 }
 
@@ -508,7 +565,7 @@ fn user_replaced_dir_by_symlink_or_file_blocks_products() {
             file("d/sub/x.o", 3, 0o644, 20),
         ]);
         let c = m(vec![repl.clone()]);
-        let plan = plan_checked(&p, &b, &c, t(5));
+        let plan = plan_checked(&p, &b, &c, NOW);
         assert_eq!(
             plan.actions,
             vec![
@@ -518,7 +575,7 @@ fn user_replaced_dir_by_symlink_or_file_blocks_products() {
                 skip("d/sub/x.o", not_dir("d")),
             ]
         );
-        assert_eq!(plan.fresh_mtime, t(5), "nothing restored");
+        assert_eq!(plan.fresh_mtime, NOW, "nothing restored");
     }
 }
 
@@ -527,7 +584,7 @@ fn symlink_planted_where_build_made_a_dir() {
     let p = m(vec![]);
     let b = m(vec![dir("d", 0o755, 20), file("d/x", 1, 0o644, 20)]);
     let c = m(vec![link("d", "/tmp", 30)]);
-    let plan = plan_checked(&p, &b, &c, t(5));
+    let plan = plan_checked(&p, &b, &c, NOW);
     assert_eq!(
         plan.actions,
         vec![
@@ -547,7 +604,7 @@ fn products_in_a_dir_the_user_deleted_are_not_resurrected() {
         dir("d/s", 0o755, 20),
         file("d/s/x", 2, 0o644, 20),
     ]);
-    let plan = plan_checked(&p, &b, &m(vec![]), t(5));
+    let plan = plan_checked(&p, &b, &m(vec![]), NOW);
     assert_eq!(
         plan.actions,
         vec![
@@ -567,7 +624,7 @@ fn new_entries_under_new_dir_are_all_new() {
         dir("n/m", 0o755, 30),
         file("n/m/f", 1, 0o644, 30),
     ]);
-    let plan = plan_checked(&p, &b, &c, t(5));
+    let plan = plan_checked(&p, &b, &c, NOW);
     assert_eq!(
         plan.actions,
         vec![
@@ -589,7 +646,7 @@ fn siblings_sorting_between_dir_and_children_are_not_children() {
         file("d.y", 6, 0o644, 30),
         file("d/a", 1, 0o644, 30),
     ]);
-    let plan = plan_checked(&p, &b, &c, t(5));
+    let plan = plan_checked(&p, &b, &c, NOW);
     assert_eq!(
         plan.actions,
         vec![
@@ -608,7 +665,7 @@ fn user_replaced_file_by_dir_products_go_in() {
     let p = m(vec![file("d", 1, 0o644, 10)]);
     let b = m(vec![dir("d", 0o755, 20), file("d/o", 2, 0o644, 20)]);
     let c = m(vec![dir("d", 0o755, 30), file("d/u", 3, 0o644, 30)]);
-    let plan = plan_checked(&p, &b, &c, t(5));
+    let plan = plan_checked(&p, &b, &c, NOW);
     assert_eq!(
         plan.actions,
         vec![
@@ -647,7 +704,7 @@ fn target_plan(c_extra: Vec<Entry>, b_extra: Vec<Entry>) -> Plan {
     let p = m(base(10));
     let b = with(base(20), b_extra);
     let c = with(base(30), c_extra);
-    plan_checked(&p, &b, &c, t(5))
+    plan_checked(&p, &b, &c, NOW)
 }
 
 #[test]
@@ -707,7 +764,7 @@ fn symlink_chains_and_symlinked_dirs_are_followed() {
         base(30),
         vec![link("sd", "d", 30), link("sub/l", "../sd/f", 30)],
     );
-    let plan = plan_checked(&p, &b, &c, t(5));
+    let plan = plan_checked(&p, &b, &c, NOW);
     assert_eq!(
         action_at(&plan, "sd"),
         Some(&retime(b.get(&rp("sd")).unwrap()))
@@ -722,7 +779,7 @@ fn symlink_chains_and_symlinked_dirs_are_followed() {
         base(30),
         vec![link("sd", "d", 30), link("sub/l", "../sd/../b", 30)],
     );
-    let plan = plan_checked(&p, &b, &c, t(5));
+    let plan = plan_checked(&p, &b, &c, NOW);
     assert_eq!(
         action_at(&plan, "b"),
         Some(&fresh("b", Kind::File, FreshReason::SymlinkTarget))
@@ -764,11 +821,11 @@ fn symlink_target_that_is_created_gets_the_fresh_mtime() {
             vec![link("sub/l", &format!("../{target}"), 30)],
             b_extra.clone(),
         );
-        // Restored mtimes are all 20: fresh = 21, not 501.
-        assert_eq!(plan.fresh_mtime, t(21));
+        // The target gets the fresh mtime, not its own 500.
+        assert_eq!(plan.fresh_mtime, NOW);
         assert_eq!(
             action_at(&plan, &target),
-            Some(&create(&with_mtime(&b_extra[0], t(21)), replaces))
+            Some(&create(&with_mtime(&b_extra[0], NOW), replaces))
         );
         assert!(plan.to_string().contains("fresh: symlink target"));
     }
@@ -783,7 +840,7 @@ fn symlink_to_removed_or_deleted_target_freshens_nothing() {
     let mut c = base(30);
     c.retain(|e| e.path != rp("a"));
     let c = with(c, vec![link("l2", "b", 30), link("sub/l", "../a", 30)]);
-    let plan = plan_checked(&p, &m(b), &c, t(5));
+    let plan = plan_checked(&p, &m(b), &c, NOW);
     assert_eq!(action_at(&plan, "b"), Some(&remove("b", Kind::File)));
     assert_eq!(action_at(&plan, "a"), None);
     assert_eq!(plan.counts().freshened, 1, "only l2 (sub/l is unchanged)");
@@ -803,20 +860,127 @@ fn fresh_mtime_is_after_every_restored_mtime_and_not_before_now() {
         file("d/g", 2, 0o644, 60),
     ]);
     let c = m(vec![dir("d", 0o755, 30), file("d/f", 1, 0o644, 30)]);
-    // A directory's restored mtime counts too; nanoseconds are kept.
+    // A directory's restored mtime counts too; nanoseconds are kept. The
+    // newest restored (90.7) lies after now - 1 s: all move back together.
+    let plan = plan_checked(&p, &b, &c, t(5));
+    assert_eq!(plan.fresh_mtime, t(5));
+    assert_eq!(plan.shifted_back_nanos, 86_000_000_700);
     assert_eq!(
-        plan_checked(&p, &b, &c, t(5)).fresh_mtime,
-        Timestamp::new(91, 700)
+        action_at(&plan, "d"),
+        Some(&Action::Retime {
+            path: rp("d"),
+            kind: Kind::Dir,
+            mode: 0o755,
+            mtime: Timestamp::new(4, 0)
+        })
     );
+    // Not after now: kept, and the fresh mtime is up to 1 s ahead.
+    let plan = plan_checked(&p, &b, &c, t(91));
     assert_eq!(
-        plan_checked(&p, &b, &c, t(91)).fresh_mtime,
-        Timestamp::new(91, 700)
+        (plan.fresh_mtime, plan.shifted_back_nanos),
+        (Timestamp::new(91, 700), 0)
     );
+    let plan = plan_checked(&p, &b, &c, Timestamp::new(90, 700));
     assert_eq!(
-        plan_checked(&p, &b, &c, Timestamp::new(91, 701)).fresh_mtime,
-        Timestamp::new(91, 701)
+        (plan.fresh_mtime, plan.shifted_back_nanos),
+        (Timestamp::new(91, 700), 0)
     );
-    assert_eq!(plan_checked(&p, &b, &c, t(1000)).fresh_mtime, t(1000));
+    let plan = plan_checked(&p, &b, &c, Timestamp::new(90, 699));
+    assert_eq!(
+        (plan.fresh_mtime, plan.shifted_back_nanos),
+        (Timestamp::new(90, 699), 1_000_000_001)
+    );
+    let plan = plan_checked(&p, &b, &c, NOW);
+    assert_eq!((plan.fresh_mtime, plan.shifted_back_nanos), (NOW, 0));
+}
+
+/// Finding 1 of #12: the earlier build ran on a machine whose clock was an
+/// hour ahead. Restored as they are, its products would be newer than what
+/// make writes now: the rebuilt `main.o` older than the restored `app`, so
+/// no relink. The products move back together instead: order and gaps
+/// kept, the newest 1 s before now, the changed source fresh, the old
+/// sources where they were.
+#[test]
+fn clock_skew_products_from_the_future_are_moved_back_keeping_their_order() {
+    let now = Timestamp::new(1_700_000_000, 500);
+    let hour_ahead = 1_700_003_600;
+    let p = m(vec![
+        file("main.c", 1, 0o644, 100),
+        file("util.c", 2, 0o644, 100),
+    ]);
+    let b = m(vec![
+        file("app", 9, 0o755, hour_ahead + 2),
+        file("main.c", 1, 0o644, 100),
+        file("main.o", 7, 0o644, hour_ahead + 1),
+        file("util.c", 2, 0o644, 100),
+        file("util.o", 8, 0o644, hour_ahead),
+    ]);
+    let c = m(vec![
+        file("main.c", 3, 0o644, 1_600_000_000),
+        file("util.c", 2, 0o644, 5),
+    ]);
+    let plan = plan_checked(&p, &b, &c, now);
+    let mtime = |path: &str| match action_at(&plan, path) {
+        Some(Action::Create { entry, .. }) => entry.mtime,
+        Some(Action::Retime { mtime, .. }) => *mtime,
+        other => panic!("{path}: {other:?}"),
+    };
+    let shift = Timestamp::new(hour_ahead + 3, 0).as_nanos() - now.as_nanos();
+    assert_eq!(plan.shifted_back_nanos, shift);
+    assert_eq!(
+        mtime("app").plus_secs(1),
+        now,
+        "the newest is 1 s before now"
+    );
+    assert_eq!(mtime("main.o").plus_secs(1), mtime("app"));
+    assert_eq!(mtime("util.o").plus_secs(1), mtime("main.o"));
+    assert_eq!(mtime("util.c"), t(100), "the sources' old mtimes stay");
+    assert_eq!(plan.shifted_from, t(hour_ahead));
+    assert_eq!(
+        action_at(&plan, "main.c"),
+        Some(&fresh("main.c", Kind::File, FreshReason::Changed))
+    );
+    assert_eq!(plan.fresh_mtime, now, "no need to wait for the clock");
+    assert!(
+        plan.warnings()[0].contains("moved back"),
+        "{:?}",
+        plan.warnings()
+    );
+}
+
+/// The same with a crafted pack: a product dated 2446 is moved to now - 1 s,
+/// alone (older products stay). Only a chain of mtimes each closer than the
+/// shift to the next takes the older ones with it, so far back that
+/// `apply`'s plan check refuses the plan (below what file systems store)
+/// rather than restore a time in the future.
+#[test]
+fn clock_skew_crafted_far_future_mtime_is_moved_back_or_refused() {
+    let now = t(1_700_000_000);
+    let max = crate::apply::MAX_RESTORED_SECS;
+    let root = std::path::Path::new("/build");
+    let b = m(vec![
+        file("a.o", 1, 0o644, 1_600_000_000),
+        file("z.o", 2, 0o644, max),
+    ]);
+    let plan = plan_checked(&m(vec![]), &b, &m(vec![]), now);
+    let mtime = |plan: &Plan, path: &str| match action_at(plan, path) {
+        Some(Action::Create { entry, .. }) => entry.mtime,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(mtime(&plan, "z.o"), t(1_700_000_000 - 1));
+    assert_eq!(mtime(&plan, "a.o"), t(1_600_000_000));
+    crate::apply::check_plan(root, &plan).unwrap();
+
+    let shift = max + 1 - now.secs;
+    let chain = m(vec![
+        file("x.o", 1, 0o644, max - shift),
+        file("y.o", 3, 0o644, max - shift / 2),
+        file("z.o", 2, 0o644, max),
+    ]);
+    let plan = plan_checked(&m(vec![]), &chain, &m(vec![]), now);
+    assert!(mtime(&plan, "x.o").secs < crate::apply::MIN_RESTORED_SECS);
+    let err = crate::apply::check_plan(root, &plan).unwrap_err();
+    assert!(err.to_string().contains("x.o"), "{err}");
 }
 
 // ------------------------------------------------------- display
@@ -839,7 +1003,7 @@ fn display_has_one_line_per_action_and_a_summary() {
         link("d", "x", 30),
         file("r", 1, 0o644, 30),
     ]);
-    let text = plan_checked(&p, &b, &c, t(5)).to_string();
+    let text = plan_checked(&p, &b, &c, NOW).to_string();
     assert_eq!(
         text,
         "retime   file    a\n\
@@ -847,7 +1011,7 @@ fn display_has_one_line_per_action_and_a_summary() {
          skip             d/o  (d is kept as a non-directory)\n\
          create   file    n  (product)\n\
          remove   file    r\n\
-         1 to create, 1 to retime, 1 to remove, 1 fresh, 1 skipped; fresh mtime 21.000000000\n"
+         1 to create, 1 to retime, 1 to remove, 1 fresh, 1 skipped; fresh mtime 1000.000000000\n"
     );
 }
 
@@ -1206,7 +1370,10 @@ fn naive(
     b: Option<&Entry>,
     c: Option<&Entry>,
     fresh: Timestamp,
+    restored: impl Fn(Timestamp) -> Timestamp,
 ) -> Option<Entry> {
+    let b = b.map(|b| with_mtime(b, restored(b.mtime)));
+    let b = b.as_ref();
     match (p, b, c) {
         (None, Some(b), Some(c)) if b.same_content(c) => Some(Entry {
             mode: b.mode,
@@ -1287,7 +1454,8 @@ fn check_scenario(p: &Manifest, b: &Manifest, c: &Manifest, now: Timestamp) -> R
                     SkipReason::DirectoryNotEmpty => {
                         ce.is_some_and(|c| c.node == Node::Dir)
                             && has_children(&fin, key)
-                            && naive(pe, be, ce, fresh).map_or(true, |n| n.node != Node::Dir)
+                            && naive(pe, be, ce, fresh, |t| plan.restored_mtime(t))
+                                .map_or(true, |n| n.node != Node::Dir)
                     }
                     SkipReason::AncestorNotDirectory(a) => {
                         path.is_inside(a)
@@ -1299,13 +1467,15 @@ fn check_scenario(p: &Manifest, b: &Manifest, c: &Manifest, now: Timestamp) -> R
                     }
                     // The planner never makes these; `restore` does, for make builds.
                     SkipReason::StaticArchive => false,
+                    // Random scenarios have nothing hidden from the scan.
+                    SkipReason::Occupied | SkipReason::LinkedOutside => false,
                 };
                 if !ok {
                     return Err(format!("unjustified skip {}", ctx()));
                 }
             }
             _ => {
-                let mut want = naive(pe, be, ce, fresh);
+                let mut want = naive(pe, be, ce, fresh, |t| plan.restored_mtime(t));
                 if targets.contains(key) {
                     if let Some(w) = want.as_mut() {
                         w.mtime = fresh;
@@ -1397,7 +1567,7 @@ fn perf_200k_entries() {
     let (p, b, c) = (m(p), m(b), m(c));
     assert!(b.len() >= 200_000);
     let start = std::time::Instant::now();
-    let plan = plan(&p, &b, &c, t(5));
+    let plan = plan(&p, &b, &c, NOW);
     let took = start.elapsed();
     let counts = plan.counts();
     println!("plan of {} entries took {took:?}: {counts:?}", b.len());
@@ -1437,4 +1607,118 @@ fn random_scenarios_cover_every_action() {
     let fresh_creates = seen.iter().filter(|k| k.ends_with(" fresh")).count();
     assert!(fresh_creates >= 1, "{seen:?}");
     assert_eq!(seen.len() - fresh_creates, 11 + 3 + 3 + 3 + 3, "{seen:?}");
+}
+
+// ------------------------------------ what the scan saw but did not record
+
+fn plan_seen(p: &Manifest, b: &Manifest, c: &Manifest, hidden: &[&str], linked: &[&str]) -> Plan {
+    let hidden: Vec<RelPath> = hidden.iter().map(|s| rp(s)).collect();
+    let linked: Vec<RelPath> = linked.iter().map(|s| rp(s)).collect();
+    let plan = plan_with(
+        p,
+        b,
+        c,
+        Unrecorded {
+            hidden: &hidden,
+            linked_outside: &linked,
+        },
+        NOW,
+    );
+    check_invariants(p, b, c, NOW, &plan);
+    plan
+}
+
+/// Finding 2 of #12, tree side: a fifo (or socket, device, excluded name)
+/// in the new tree where B has a product, or under a directory B removes
+/// or replaces. The scan leaves those out, so the planner used to plan a
+/// `Create` there (and `apply` failed at `O_EXCL`, "File exists", after its
+/// first write) or a `Remove` of their directory ("Directory not empty").
+#[test]
+fn special_file_where_the_checkpoint_has_a_product_is_skipped() {
+    let p = m(vec![]);
+    let b = m(vec![
+        dir("d", 0o755, 20),
+        file("d/x.o", 1, 0o644, 20),
+        file("p.o", 2, 0o644, 20),
+        file("q.o", 3, 0o644, 20),
+    ]);
+    let c = m(vec![]);
+    let plan = plan_seen(&p, &b, &c, &["d", "p.o"], &[]);
+    assert_eq!(
+        plan.actions,
+        vec![
+            skip("d", SkipReason::Occupied),
+            skip("d/x.o", not_dir("d")),
+            skip("p.o", SkipReason::Occupied),
+            create(&b.entries()[3], None),
+        ]
+    );
+    assert!(plan
+        .warnings()
+        .iter()
+        .any(|w| w.contains("2 products not restored")));
+    assert!(plan
+        .to_string()
+        .contains("occupied by an entry the scan does not record"));
+    // Hidden where B has nothing: no action at all.
+    let plan = plan_seen(&p, &m(vec![]), &c, &["fifo"], &[]);
+    assert_eq!(plan.actions, vec![]);
+}
+
+#[test]
+fn special_file_inside_a_directory_the_checkpoint_removes_keeps_it() {
+    let p = m(vec![dir("d", 0o755, 10), file("d/a", 1, 0o644, 10)]);
+    let c = m(vec![dir("d", 0o755, 30), file("d/a", 1, 0o644, 30)]);
+    // B deleted d, or replaced it by a file: d stays, d/a goes.
+    for b in [m(vec![]), m(vec![file("d", 5, 0o644, 20)])] {
+        let plan = plan_seen(&p, &b, &c, &["d/fifo"], &[]);
+        assert_eq!(
+            plan.actions,
+            vec![
+                skip("d", SkipReason::DirectoryNotEmpty),
+                remove("d/a", Kind::File),
+            ],
+            "{b:?}"
+        );
+    }
+    // Without the fifo, d is removed (or replaced) as before.
+    let plan = plan_seen(&p, &m(vec![]), &c, &[], &[]);
+    assert_eq!(
+        plan.actions,
+        vec![remove("d", Kind::Dir), remove("d/a", Kind::File)]
+    );
+}
+
+/// Finding 4 of #12: a file of the new tree that is a hard link to a file
+/// outside it. A `Retime` (or a freshen) would set the outside file's
+/// mtime. Unchanged, it is left alone (`Skip { LinkedOutside }`: its own
+/// mtime is as safe as any for an unchanged source); changed, new or the
+/// target of a changed symlink, it would need the fresh mtime, so the plan
+/// names it in `cannot_freshen` and restore falls back.
+#[test]
+fn hard_link_to_a_file_outside_is_never_retimed() {
+    let p = m(vec![file("h.c", 1, 0o644, 10), file("k.c", 2, 0o644, 10)]);
+    let b = m(vec![file("h.c", 1, 0o644, 20), file("k.c", 2, 0o644, 20)]);
+    let c = m(vec![file("h.c", 1, 0o644, 30), file("k.c", 2, 0o644, 30)]);
+    let plan = plan_seen(&p, &b, &c, &[], &["h.c"]);
+    assert_eq!(
+        plan.actions,
+        vec![
+            skip("h.c", SkipReason::LinkedOutside),
+            retime(&b.entries()[1])
+        ]
+    );
+    assert_eq!(plan.fall_back_reason(), None);
+    assert!(plan.warnings().iter().any(|w| w.contains("hard links")));
+
+    // Changed: it would need the fresh mtime.
+    let c2 = m(vec![file("h.c", 9, 0o644, 30), file("k.c", 2, 0o644, 30)]);
+    let plan = plan_seen(&p, &b, &c2, &[], &["h.c"]);
+    assert_eq!(plan.cannot_freshen, vec![rp("h.c")]);
+    assert!(plan.fall_back_reason().unwrap().contains("h.c changed"));
+
+    // The target of a changed symlink, too.
+    let c3 = with(c.entries().to_vec(), vec![link("l", "h.c", 30)]);
+    let plan = plan_seen(&p, &b, &c3, &[], &["h.c"]);
+    assert_eq!(plan.cannot_freshen, vec![rp("h.c")]);
 }

@@ -25,6 +25,29 @@ impl Timestamp {
         }
     }
 
+    /// Nanoseconds since the epoch (exact for every `Timestamp`).
+    pub fn as_nanos(self) -> i128 {
+        self.secs as i128 * 1_000_000_000 + self.nanos as i128
+    }
+
+    /// The timestamp `nanos` after the epoch, saturating at `i64` seconds.
+    pub fn from_nanos(nanos: i128) -> Self {
+        let secs = nanos.div_euclid(1_000_000_000);
+        let nanos = nanos.rem_euclid(1_000_000_000) as u32;
+        if secs > i64::MAX as i128 {
+            Timestamp::new(i64::MAX, 999_999_999)
+        } else if secs < i64::MIN as i128 {
+            Timestamp::new(i64::MIN, 0)
+        } else {
+            Timestamp::new(secs as i64, nanos)
+        }
+    }
+
+    /// `self` moved `nanos` earlier (saturating).
+    pub fn minus_nanos(self, nanos: i128) -> Self {
+        Timestamp::from_nanos(self.as_nanos().saturating_sub(nanos))
+    }
+
     pub fn to_filetime(self) -> filetime::FileTime {
         filetime::FileTime::from_unix_time(self.secs, self.nanos)
     }

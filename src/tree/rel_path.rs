@@ -129,13 +129,48 @@ fn validate(bytes: &[u8]) -> Result<(), PathError> {
 impl fmt::Display for RelPath {
     /// Lossy for display only; the bytes themselves are never altered.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", String::from_utf8_lossy(&self.0))
+        f.write_str(&escape_bytes(&self.0))
     }
+}
+
+/// Whether `c` must not reach a terminal as is: controls (C0, DEL, C1, so
+/// no escape sequence and no forged line) and the invisible format and
+/// bidirectional-override characters that make one name look like another.
+fn needs_escape(c: char) -> bool {
+    c.is_control()
+        || matches!(c, '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2060}'..='\u{2069}' | '\u{feff}')
+}
+
+/// `bytes` for display, unambiguously: printable UTF-8 as is, `\` as `\\`,
+/// `\n`, `\t`, `\r`, other control and invisible characters as `\u{..}`,
+/// and every byte that is not UTF-8 as `\xNN`. Distinct byte strings give
+/// distinct strings, and none holds a control character.
+pub fn escape_bytes(bytes: &[u8]) -> String {
+    use std::fmt::Write;
+    let mut out = String::with_capacity(bytes.len());
+    for chunk in bytes.utf8_chunks() {
+        for c in chunk.valid().chars() {
+            match c {
+                '\\' => out.push_str("\\\\"),
+                '\n' => out.push_str("\\n"),
+                '\t' => out.push_str("\\t"),
+                '\r' => out.push_str("\\r"),
+                c if needs_escape(c) => {
+                    let _ = write!(out, "\\u{{{:x}}}", c as u32);
+                }
+                c => out.push(c),
+            }
+        }
+        for b in chunk.invalid() {
+            let _ = write!(out, "\\x{b:02x}");
+        }
+    }
+    out
 }
 
 impl fmt::Debug for RelPath {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{:?}", String::from_utf8_lossy(&self.0))
+        write!(f, "\"{}\"", escape_bytes(&self.0))
     }
 }
 
@@ -219,5 +254,31 @@ mod tests {
         assert!(RelPath::new(b"top").unwrap().parent().is_none());
         assert_eq!(p.join(b"d").unwrap().as_bytes(), b"a/b/c/d");
         assert!(p.join(b"..").is_err());
+    }
+
+    /// Finding 6 of #12: names print unambiguously and without control
+    /// characters (no escape sequence reaches a terminal, no newline forges
+    /// a listing line, distinct non-UTF-8 names print differently).
+    #[test]
+    fn names_are_escaped_unambiguously() {
+        let cases: &[(&[u8], &str)] = &[
+            (b"plain/caf\xc3\xa9.o", "plain/caf\u{e9}.o"),
+            (b"a\nforged", "a\\nforged"),
+            (b"\x1b[31mred", "\\u{1b}[31mred"),
+            (b"back\\slash", "back\\\\slash"),
+            (b"x\xff", "x\\xff"),
+            (b"x\xfe", "x\\xfe"),
+            (b"rtl\xe2\x80\xaeo.c", "rtl\\u{202e}o.c"),
+            (b"c1\xc2\x9b", "c1\\u{9b}"),
+        ];
+        for (bytes, shown) in cases {
+            let p = RelPath::new(bytes).unwrap();
+            assert_eq!(p.to_string(), *shown);
+            assert!(!p.to_string().chars().any(|c| c.is_control()));
+        }
+        // Lossy printing made these two equal; escaped, they differ.
+        assert_ne!(escape_bytes(b"x\xff"), escape_bytes(b"x\xfe"));
+        assert_ne!(escape_bytes(b"x\xff"), escape_bytes("x\u{fffd}".as_bytes()));
+        assert_ne!(escape_bytes(b"a\\x41"), escape_bytes(b"a\x41"));
     }
 }

@@ -50,6 +50,12 @@ impl Exclusions {
         }
     }
 
+    /// Whether a top-level name or listed path is excluded (what the scan
+    /// leaves out, without descending).
+    pub fn excludes_name(&self, path: &[u8]) -> bool {
+        self.excludes(path)
+    }
+
     fn excludes(&self, path: &[u8]) -> bool {
         let top_level = !path.contains(&b'/');
         (top_level
@@ -74,6 +80,14 @@ pub struct Scan {
     pub stats: ScanStats,
     /// One line per special file skipped.
     pub warnings: Vec<String>,
+    /// What is in the tree but not in the manifest, sorted: special files
+    /// (skipped) and excluded names (not descended into). Restore must not
+    /// plan to create anything there, nor to remove a directory holding one.
+    pub hidden: Vec<RelPath>,
+    /// Files and symlinks with more hard links (`st_nlink`) than the scan
+    /// saw in the tree, sorted: some name outside the tree (or excluded)
+    /// shares the inode, so re-timing them would change a file outside.
+    pub linked_outside: Vec<RelPath>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -129,8 +143,10 @@ enum WalkedKind {
 }
 
 enum Scanned {
-    Entry(Entry),
-    Skipped(String),
+    /// The entry, and `(dev, ino, nlink)` when it is a non-directory with
+    /// more than one hard link.
+    Entry(Entry, Option<(u64, u64, u64)>),
+    Skipped(RelPath, String),
 }
 
 /// Scans `root`. `parallel = false` hashes on the calling thread only (for
@@ -141,7 +157,7 @@ pub fn scan(
     hasher: &Rewriter,
     parallel: bool,
 ) -> Result<Scan, ScanError> {
-    let walked = walk(root, exclusions)?;
+    let (walked, mut hidden) = walk(root, exclusions)?;
     let scanned: Vec<Result<Scanned, ScanError>> = if parallel {
         walked
             .par_iter()
@@ -158,9 +174,11 @@ pub fn scan(
     let mut stats = ScanStats::default();
     let mut entries = Vec::with_capacity(scanned.len());
     let mut warnings = Vec::new();
+    let mut links: std::collections::HashMap<(u64, u64), (u64, Vec<RelPath>)> =
+        std::collections::HashMap::new();
     for item in scanned {
         match item? {
-            Scanned::Entry(entry) => {
+            Scanned::Entry(entry, link) => {
                 match &entry.node {
                     Node::File { size, .. } => {
                         stats.files += 1;
@@ -169,14 +187,26 @@ pub fn scan(
                     Node::Symlink { .. } => stats.symlinks += 1,
                     Node::Dir => stats.dirs += 1,
                 }
+                if let Some((dev, ino, nlink)) = link {
+                    let seen = links.entry((dev, ino)).or_insert((nlink, Vec::new()));
+                    seen.1.push(entry.path.clone());
+                }
                 entries.push(entry);
             }
-            Scanned::Skipped(warning) => {
+            Scanned::Skipped(path, warning) => {
                 stats.skipped_special += 1;
                 warnings.push(warning);
+                hidden.push(path);
             }
         }
     }
+    let mut linked_outside: Vec<RelPath> = links
+        .into_values()
+        .filter(|(nlink, inside)| *nlink > inside.len() as u64)
+        .flat_map(|(_, inside)| inside)
+        .collect();
+    linked_outside.sort();
+    hidden.sort();
     let manifest = Manifest::new(entries).map_err(|source| ScanError::Manifest {
         root: root.to_path_buf(),
         source,
@@ -185,13 +215,17 @@ pub fn scan(
         manifest,
         stats,
         warnings,
+        hidden,
+        linked_outside,
     })
 }
 
 /// Lists every entry under `root` (not `root` itself), without following
 /// symlinks and without descending into excluded paths.
-fn walk(root: &Path, exclusions: &Exclusions) -> Result<Vec<Walked>, ScanError> {
+/// Also returns the excluded entries it met (not descended into).
+fn walk(root: &Path, exclusions: &Exclusions) -> Result<(Vec<Walked>, Vec<RelPath>), ScanError> {
     let mut walked = Vec::new();
+    let mut excluded = Vec::new();
     let walker = walkdir::WalkDir::new(root)
         .follow_links(false)
         .min_depth(1)
@@ -199,7 +233,12 @@ fn walk(root: &Path, exclusions: &Exclusions) -> Result<Vec<Walked>, ScanError> 
         .into_iter();
     let walker = walker.filter_entry(|e| {
         let rel = e.path().strip_prefix(root).unwrap_or(e.path());
-        !exclusions.excludes(rel.as_os_str().as_bytes())
+        let rel = rel.as_os_str().as_bytes();
+        let skip = exclusions.excludes(rel);
+        if skip {
+            excluded.extend(RelPath::new(rel).ok());
+        }
+        !skip
     });
     for item in walker {
         let entry = item.map_err(|e| {
@@ -231,7 +270,7 @@ fn walk(root: &Path, exclusions: &Exclusions) -> Result<Vec<Walked>, ScanError> 
         };
         walked.push(Walked { rel, kind });
     }
-    Ok(walked)
+    Ok((walked, excluded))
 }
 
 fn special_kind(ft: &std::fs::FileType) -> &'static str {
@@ -257,10 +296,10 @@ fn scan_one(
     let path = root.join(walked.rel.as_path());
     let (node, meta) = match walked.kind {
         WalkedKind::Special(what) => {
-            return Ok(Scanned::Skipped(format!(
-                "skipped {what} {}",
-                path.display()
-            )))
+            return Ok(Scanned::Skipped(
+                walked.rel.clone(),
+                format!("skipped {what} {}", path.display()),
+            ))
         }
         WalkedKind::Dir => {
             let meta = std::fs::symlink_metadata(&path).map_err(|source| ScanError::Stat {
@@ -295,12 +334,16 @@ fn scan_one(
     } else {
         meta.mode() & PERMISSION_BITS
     };
-    Ok(Scanned::Entry(Entry {
-        path: walked.rel.clone(),
-        node,
-        mode,
-        mtime: Timestamp::from_metadata(&meta),
-    }))
+    let link = (!meta.is_dir() && meta.nlink() > 1).then(|| (meta.dev(), meta.ino(), meta.nlink()));
+    Ok(Scanned::Entry(
+        Entry {
+            path: walked.rel.clone(),
+            node,
+            mode,
+            mtime: Timestamp::from_metadata(&meta),
+        },
+        link,
+    ))
 }
 
 /// Opens without following symlinks and without blocking (should the file
@@ -499,5 +542,30 @@ mod tests {
                 hash: xxhash_rust::xxh3::xxh3_128(&content)
             }
         );
+    }
+
+    /// What restore must know beyond the manifest (#12, 2 and 4): special
+    /// files and excluded names are listed as hidden, and a file with more
+    /// hard links than the scan saw is listed as linked outside.
+    #[test]
+    fn scan_reports_hidden_entries_and_links_outside() {
+        let dir = tree();
+        let outside = tempfile::tempdir_in(dir.path().parent().unwrap()).unwrap();
+        nix::unistd::mkfifo(
+            &dir.path().join("src/pipe"),
+            nix::sys::stat::Mode::from_bits_truncate(0o644),
+        )
+        .unwrap();
+        std::fs::write(outside.path().join("shared"), "shared").unwrap();
+        std::fs::hard_link(outside.path().join("shared"), dir.path().join("src/linked")).unwrap();
+        std::fs::hard_link(dir.path().join("src/a.c"), dir.path().join("src/a2.c")).unwrap();
+        let scan = identity_scan(dir.path(), Exclusions::nix_builder_files(), true);
+        let hidden: Vec<String> = scan.hidden.iter().map(|p| p.to_string()).collect();
+        assert_eq!(
+            hidden,
+            [".attr-0", ".nix-checkpoint-state", "env-vars", "src/pipe"]
+        );
+        let linked: Vec<String> = scan.linked_outside.iter().map(|p| p.to_string()).collect();
+        assert_eq!(linked, ["src/linked"], "a.c and a2.c are both inside");
     }
 }
