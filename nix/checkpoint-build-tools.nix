@@ -1,9 +1,14 @@
 # checkpointBuildTools: incremental builds with nix-checkpoint.
 # A drop-in replacement for nixpkgs' checkpointBuildTools; builtins and
 # drv.overrideAttrs only. See docs/nix-api.md.
-{ nix-checkpoint }:
+#
+# `lib` and `config` are optional (callPackage passes them): with them, the
+# deprecated alias warns through lib.warn and exists only when
+# config.allowAliases, as in nixpkgs.
+{ nix-checkpoint, lib ? null, config ? { } }:
 let
   inherit (builtins) elem isAttrs trace concatMap;
+  warn = if lib != null && lib ? warn then lib.warn else msg: trace "warning: ${msg}";
 
   addTool = old: (old.nativeBuildInputs or [ ]) ++ [ nix-checkpoint ];
 
@@ -21,14 +26,18 @@ let
   # - automake's dependency tracking stays on: nixpkgs turns it off for
   #   one-shot builds, but without it make cannot see that a header changed.
   #   It changes no compiled code.
-  # - a single-output package keeps single-output configure flags, although
-  #   a prepared build has a second output (nixpkgs' multiple-outputs.sh
-  #   adds --bindir, --libdir, ... as soon as there are two).
+  # - a single-output package stays a single-output package, although a
+  #   prepared build has a second output: nixpkgs' multiple-outputs.sh adds
+  #   --bindir, --libdir, ... to configure as soon as there are two
+  #   (setOutputFlags), and rewrites `includedir` in .pc files (moveToDev).
+  #   separateDebugInfo makes nixpkgs append a `debug` output after this
+  #   override: such a package has two outputs in its plain build too.
+  singleOutput = old: (old.outputs or [ "out" ]) == [ "out" ] && !(old.separateDebugInfo or false);
   common = old: {
     nativeBuildInputs = addTool old;
     dontAddDisableDepTrack = true;
     nixCheckpointCheckInputs = checkInputsOf old;
-  } // (if (old.outputs or [ "out" ]) == [ "out" ] then { setOutputFlags = false; } else { });
+  } // (if singleOutput old then { setOutputFlags = false; moveToDev = false; } else { });
 
   # A checkpoint argument: a prepareCheckpointBuild result (its `checkpoint`
   # output), a checkpoint output itself, or a path to a checkpoint directory
@@ -43,9 +52,7 @@ let
     common old // {
       # The package stays the default (first) output.
       outputs = if elem "checkpoint" outputs then outputs else outputs ++ [ "checkpoint" ];
-    }
-    // (if outputs == [ "out" ] || outputs == [ "out" "checkpoint" ]
-        then { setOutputFlags = false; } else { }));
+    });
 
   mkCheckpointBuild = drv: checkpoint: drv.overrideAttrs (old:
     common old // {
@@ -57,12 +64,15 @@ let
   mkCheckpointBuildWithCheckpoint = drv: checkpoint:
     prepareCheckpointBuild (mkCheckpointBuild drv checkpoint);
 
-  mkCheckpointedBuild = trace
-    "warning: checkpointBuildTools.mkCheckpointedBuild is deprecated, use mkCheckpointBuild"
+  mkCheckpointedBuild = warn
+    "checkpointBuildTools.mkCheckpointedBuild is deprecated, use mkCheckpointBuild"
     mkCheckpointBuild;
 in
 {
-  inherit prepareCheckpointBuild mkCheckpointBuild mkCheckpointBuildWithCheckpoint mkCheckpointedBuild;
+  inherit prepareCheckpointBuild mkCheckpointBuild mkCheckpointBuildWithCheckpoint;
+}
+// (if config.allowAliases or true then { inherit mkCheckpointedBuild; } else { })
+// {
   # The package whose setup hook does the work, for custom derivations.
   inherit nix-checkpoint;
 }

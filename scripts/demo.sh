@@ -43,9 +43,13 @@ timed() { # ATTR: build and print the wall time in seconds
   t0=$(date +%s.%N); nb "$1" > "$work/$1.out"; t1=$(date +%s.%N)
   echo "$t1 - $t0" | bc 2>/dev/null || awk "BEGIN { print $t1 - $t0 }"
 }
-phase() { grep -o "=== $2 done in [0-9.]*s" "$work/$1.log" | awk '{ sub(/s$/, "", $5); print $5 }'; }
+# A phase's time in seconds, or "skipped" when it did not run.
+phase() {
+  local t; t=$(grep -o "=== $2 done in [0-9.]*s" "$work/$1.log" | awk '{ sub(/s$/, "", $5); print $5 "s" }')
+  echo "${t:-skipped}"
+}
 compiledUnits() {
-  awk '/^=== buildPhase$/ { p = 1 } p && /^nix-checkpoint-test: compiled / { print $3 }' "$work/$1.log" \
+  awk '/^(=== buildPhase|Running phase: buildPhase)$/ { p = 1 } p && /^nix-checkpoint-test: compiled / { print $3 }' "$work/$1.log" \
     | sed 's|^[^/]*/||' | sort -u | tr '\n' ' '
 }
 
@@ -62,12 +66,32 @@ n_plain=$(compiledUnits changedHello | wc -w)
 cat <<REPORT
 
                           whole build   configure   build phase   compiled units
-  prepareCheckpointBuild  $(printf '%9.1fs' "$t_ck")   $(printf '%8ss' "$(phase helloCheckpoint configurePhase)")   $(printf '%10ss' "$(phase helloCheckpoint buildPhase)")   $(compiledUnits helloCheckpoint | wc -w)
-  changed hello, plain    $(printf '%9.1fs' "$t_plain")   $(printf '%8ss' "$(phase changedHello configurePhase)")   $(printf '%10ss' "$(phase changedHello buildPhase)")   $n_plain
-  changed hello, restored $(printf '%9.1fs' "$t_inc")   $(printf '%8ss' "$(phase incremental configurePhase)")   $(printf '%10ss' "$(phase incremental buildPhase)")   $(compiledUnits incremental | wc -w)
+  prepareCheckpointBuild  $(printf '%9.1fs' "$t_ck")   $(printf '%9s' "$(phase helloCheckpoint configurePhase)")   $(printf '%11s' "$(phase helloCheckpoint buildPhase)")   $(compiledUnits helloCheckpoint | wc -w)
+  changed hello, plain    $(printf '%9.1fs' "$t_plain")   $(printf '%9s' "$(phase changedHello configurePhase)")   $(printf '%11s' "$(phase changedHello buildPhase)")   $n_plain
+  changed hello, restored $(printf '%9.1fs' "$t_inc")   $(printf '%9s' "$(phase incremental configurePhase)")   $(printf '%11s' "$(phase incremental buildPhase)")   $(compiledUnits incremental | wc -w)
 
+  restored build / plain build: $(awk "BEGIN { printf \"%.0f%%\", 100 * $t_inc / $t_plain }")
+  $(grep -o 'configure skipped ([^)]*)' "$work/incremental.log" | head -n 1)
   recompiled with the checkpoint: $(compiledUnits incremental)
   checkpoint: $ck/checkpoint.nckp, $(du -h "$ck/checkpoint.nckp" | cut -f1) ($(stat -c %s "$ck/checkpoint.nckp") bytes)
   $inc_out/bin/hello says: $("$inc_out/bin/hello")
   references of the result: $(nix-store -q --references "$inc_out" | xargs -r -n1 basename | tr '\n' ' ')
 REPORT
+
+echo
+echo "== the CMake (Ninja) and Meson fixtures, one source line changed"
+for p in cmake meson; do
+  timed "${p}Checkpoint" > /dev/null
+  eval "t_${p}_plain=\$(timed ${p}Changed)"
+  eval "t_${p}_inc=\$(timed ${p}Incremental)"
+done
+printf '\n                          whole build   configure   build phase   compiled units\n'
+for p in cmake meson; do
+  for v in Changed Incremental; do
+    t_var="t_${p}_$([ $v = Changed ] && echo plain || echo inc)"
+    printf '  %-23s %9.1fs   %9s   %11s   %s\n' "$p, $([ $v = Changed ] && echo plain || echo restored)" \
+      "${!t_var}" "$(phase "$p$v" configurePhase)" "$(phase "$p$v" buildPhase)" "$(compiledUnits "$p$v" | wc -w)"
+  done
+  t_plain_var="t_${p}_plain" t_inc_var="t_${p}_inc"
+  echo "  $p restored / plain: $(awk "BEGIN { printf \"%.0f%%\", 100 * ${!t_inc_var} / ${!t_plain_var} }")"
+done

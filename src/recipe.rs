@@ -124,8 +124,9 @@ pub const FREE_NAMES: &[&str] = &[
     "HISTFILE",
     "HISTFILESIZE",
     "HISTSIZE",
-    // nixpkgs' setup.sh: the build's start time, for its phase timings.
+    // nixpkgs' setup.sh: the build's and the phase's times, for its timings.
     "startTime",
+    "endTime",
     // Sources: what they bring is the tree, compared file by file.
     "src",
     "srcs",
@@ -138,6 +139,8 @@ pub const FREE_NAMES: &[&str] = &[
     "dontUnpack",
     "dontMakeSourcesWritable",
     "curSrc",
+    // setup.sh's unpack and patch loops leave their variable behind.
+    "i",
     // Patches: likewise (the snapshot is taken after the patch phase, so
     // shell state they set is recorded as itself).
     "patches",
@@ -192,6 +195,8 @@ pub const FREE_NAMES: &[&str] = &[
     "dontMoveLib64",
     "dontPruneLibtoolFiles",
     "separateDebugInfo",
+    // multiple-outputs.sh's fixup: moving and patching installed files.
+    "moveToDev",
     "doDist",
     "distPhase",
     "preDist",

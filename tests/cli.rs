@@ -523,3 +523,33 @@ fn a_changed_build_flag_names_the_variable_and_ignore_changes_opts_out() {
     );
     assert_eq!(code(&out), 0, "{}", stderr(&out));
 }
+
+#[test]
+fn a_checkpoint_of_nixpkgs_checkpoint_build_tools_falls_back_saying_what_it_is() {
+    let ws = Workspace::new();
+    let artifact = ws.checkpoint("nixpkgs-artifact");
+    for dir in ["sources/src", "outputs/src"] {
+        std::fs::create_dir_all(artifact.join(dir)).unwrap();
+    }
+    std::fs::write(artifact.join("sources/src/a.c"), "int a;\n").unwrap();
+    std::fs::write(artifact.join("outputs/src/a.c"), "int a;\n").unwrap();
+    std::fs::write(artifact.join("outputs/src/a.o"), "\x7fELF").unwrap();
+    let root = fresh_sources(&ws);
+    let before = tree_listing(&root);
+    let out = ws.run(&[
+        "restore",
+        "--root",
+        root.to_str().unwrap(),
+        artifact.to_str().unwrap(),
+    ]);
+    assert_eq!(code(&out), 3, "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("a checkpoint of nixpkgs' own checkpointBuildTools")
+            && stderr(&out).contains("make a new one with nix-checkpoint's prepareCheckpointBuild"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(before, tree_listing(&root), "nothing restored");
+    let out = ws.run(&["inspect", artifact.to_str().unwrap()]);
+    assert_eq!(code(&out), 7, "{}", stderr(&out));
+}

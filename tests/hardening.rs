@@ -105,9 +105,12 @@ fn hostile_cases(root: &[u8]) -> Vec<Case> {
         7,
         "wrong magic",
     ));
-    let mut v2 = sound_bytes.clone();
-    v2[8] = 2;
-    cases.push(case("version 2", v2, 7, "format version 2"));
+    let mut v3 = sound_bytes.clone();
+    v3[8] = 3;
+    cases.push(case("version 3", v3, 7, "format version 3"));
+    let mut v1 = sound_bytes.clone();
+    v1[8] = 1;
+    cases.push(case("version 1 (no recipe)", v1, 7, "format version 1"));
     let mut flags = sound_bytes.clone();
     flags[12] = 1;
     cases.push(case("feature flags", flags, 7, "feature flags"));
@@ -1057,9 +1060,10 @@ fn restore_into_a_full_disk_is_exit_10_then_11() {
 // ------------------------------------------------ killed processes
 
 fn spawn(args: &[&OsStr]) -> std::process::Child {
+    // The environment of guard::run: the same (empty) recipe.
     Command::new(bin())
         .args(args)
-        .env_remove("NIX_BUILD_TOP")
+        .env_clear()
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()

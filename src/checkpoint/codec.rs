@@ -33,6 +33,11 @@ pub const MAX_SECTION_RAW: u64 = 1 << 30;
 /// its format limits allow (2 x 8 388 608 entries would need gigabytes).
 pub const MEMORY_BUDGET: usize = 256 << 20;
 
+/// What `restore` adds to [`MEMORY_BUDGET`] per entry of the real tree it
+/// restores into: an honest checkpoint of that tree has about as many
+/// entries in each manifest, each costing [`ENTRY_COST`] and its path.
+pub const BUDGET_PER_TREE_ENTRY: usize = 2 * (ENTRY_COST + 128);
+
 /// What one manifest entry costs once decoded and planned: the `Entry`, its
 /// path's allocation (charged separately by length), and the planner's
 /// row and action for it in `restore`.
@@ -111,19 +116,25 @@ impl Enc {
 pub struct Dec<'a> {
     buf: &'a [u8],
     pos: usize,
-    /// Bytes of memory charged against [`MEMORY_BUDGET`] so far (the
-    /// buffer itself included).
+    /// Bytes of memory charged against `budget` so far (the buffer itself
+    /// included).
     charged: usize,
+    /// [`MEMORY_BUDGET`], or more for a restore into a large tree.
+    budget: usize,
 }
 
 pub type DecResult<T> = Result<T, String>;
 
 impl<'a> Dec<'a> {
     pub fn new(buf: &'a [u8]) -> Self {
+        Dec::with_budget(buf, MEMORY_BUDGET)
+    }
+    pub fn with_budget(buf: &'a [u8], budget: usize) -> Self {
         Dec {
             buf,
             pos: 0,
             charged: buf.len(),
+            budget,
         }
     }
     pub fn remaining(&self) -> usize {
@@ -181,15 +192,15 @@ impl<'a> Dec<'a> {
     /// A `u32` count of items of at least `min_size` bytes each, checked
     /// against `max` and against the bytes actually left, so that nothing is
     /// ever allocated from an unchecked count.
-    /// Charges `bytes` of memory against [`MEMORY_BUDGET`] before they are
+    /// Charges `bytes` of memory against the budget before they are
     /// allocated; refuses once the total would exceed it.
     pub fn charge(&mut self, bytes: usize, what: &str) -> DecResult<()> {
         self.charged = self.charged.saturating_add(bytes);
-        if self.charged > MEMORY_BUDGET {
+        if self.charged > self.budget {
             return Err(format!(
                 "decoding {what} would need more than the {} MiB of memory nix-checkpoint \
-                 allows for one file (over {} MiB so far)",
-                MEMORY_BUDGET >> 20,
+                 allows for this file (over {} MiB so far)",
+                self.budget >> 20,
                 self.charged >> 20
             ));
         }
@@ -571,6 +582,7 @@ pub fn open_container(
     role: Role,
     magic: &[u8; 8],
     blobs_allowed: bool,
+    budget: usize,
 ) -> Result<Container, FormatError> {
     let corrupt = |op: &str, detail: String| FormatError::Corrupt {
         role,
@@ -712,14 +724,14 @@ pub fn open_container(
             ),
         ));
     }
-    if trailer.section_raw > MEMORY_BUDGET as u64 {
+    if trailer.section_raw > budget as u64 {
         return Err(unsafe_(
             "read the trailer",
             format!(
                 "section declares {} bytes, more than the {} MiB of memory nix-checkpoint \
-                 allows for one file",
+                 allows for this file",
                 trailer.section_raw,
-                MEMORY_BUDGET >> 20
+                budget >> 20
             ),
         ));
     }

@@ -41,7 +41,7 @@ impl Role {
 
     fn remedy_unsupported(self) -> &'static str {
         match self {
-            Role::Checkpoint => "this nix-checkpoint reads format version 1: rebuild the checkpoint with prepareCheckpointBuild using this nix-checkpoint",
+            Role::Checkpoint => "this nix-checkpoint reads format version 2: rebuild the checkpoint with prepareCheckpointBuild using this nix-checkpoint",
             Role::State => "run `snapshot` and `save` with the same nix-checkpoint",
         }
     }

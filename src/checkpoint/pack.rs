@@ -164,8 +164,12 @@ fn encode_section(
 
 /// Decodes and validates the manifest section. Blobs must tile
 /// `[HEADER_LEN, blobs_end)` exactly, in hash order.
-fn decode_section(raw: &[u8], blobs_end: u64) -> DecResult<(Checkpoint, Vec<BlobRecord>)> {
-    let mut d = Dec::new(raw);
+fn decode_section(
+    raw: &[u8],
+    blobs_end: u64,
+    budget: usize,
+) -> DecResult<(Checkpoint, Vec<BlobRecord>)> {
+    let mut d = Dec::with_budget(raw, budget);
     let info = decode_info(&mut d)?;
     let before = decode_manifest(&mut d, false, "before")?;
     let after = decode_manifest(&mut d, true, "after")?;
@@ -348,7 +352,8 @@ pub fn write_checkpoint(
 
     let raw = encode_section(info, before, after, &records);
     // Self-check: never write a pack the reader would refuse.
-    decode_section(&raw, section_offset).map_err(|d| invalid("check the manifest", d))?;
+    decode_section(&raw, section_offset, usize::MAX)
+        .map_err(|d| invalid("check the manifest", d))?;
     let (compression, stored) = compress_section(&raw, options.level)
         .map_err(|e| atomic.write_err("compress the manifest", e))?;
     out.put(&stored, "write the manifest")?;
@@ -623,6 +628,21 @@ pub struct PackReader {
     records: Vec<BlobRecord>,
 }
 
+/// Is `dir` a checkpoint of nixpkgs' own `checkpointBuildTools`: a
+/// directory with `sources/` and `outputs/` and no pack?
+pub fn is_nixpkgs_checkpoint(dir: &Path) -> bool {
+    dir.is_dir()
+        && !dir.join(PACK_FILE_NAME).exists()
+        && dir.join("sources").is_dir()
+        && dir.join("outputs").is_dir()
+}
+
+/// Why such a checkpoint is not used, and what to do.
+pub const NIXPKGS_CHECKPOINT: &str = "a checkpoint of nixpkgs' own checkpointBuildTools (sources/ and \
+    outputs/, every mtime 1): it records neither the build's recipe nor its mtimes, so nix-checkpoint \
+    cannot know whether its products fit this build; make a new one with nix-checkpoint's \
+    prepareCheckpointBuild";
+
 impl PackReader {
     /// Opens a checkpoint directory (`DIR/checkpoint.nckp`) or a pack file
     /// and validates everything but the blobs' contents (see
@@ -630,20 +650,32 @@ impl PackReader {
     /// every path, the manifests' invariants, the blob table, and that every
     /// new or changed file of B has its blob.
     pub fn open(path: &Path) -> Result<PackReader, FormatError> {
+        PackReader::open_with_budget(path, super::codec::MEMORY_BUDGET)
+    }
+
+    /// [`PackReader::open`] allowing `budget` bytes of memory for the
+    /// manifests (restore: more for a larger real tree).
+    pub fn open_with_budget(path: &Path, budget: usize) -> Result<PackReader, FormatError> {
+        if is_nixpkgs_checkpoint(path) {
+            return Err(FormatError::Unsupported {
+                role: Role::Checkpoint,
+                path: path.to_owned(),
+                op: "open".into(),
+                detail: NIXPKGS_CHECKPOINT.into(),
+            });
+        }
         let path = if path.is_dir() {
             path.join(PACK_FILE_NAME)
         } else {
             path.to_owned()
         };
-        let c = open_container(&path, Role::Checkpoint, &PACK_MAGIC, true)?;
-        let (checkpoint, records) =
-            decode_section(&c.section, c.trailer.section_offset).map_err(|detail| {
-                FormatError::Unsafe {
-                    role: Role::Checkpoint,
-                    path: path.clone(),
-                    op: "check the manifest".into(),
-                    detail,
-                }
+        let c = open_container(&path, Role::Checkpoint, &PACK_MAGIC, true, budget)?;
+        let (checkpoint, records) = decode_section(&c.section, c.trailer.section_offset, budget)
+            .map_err(|detail| FormatError::Unsafe {
+                role: Role::Checkpoint,
+                path: path.clone(),
+                op: "check the manifest".into(),
+                detail,
             })?;
         Ok(PackReader {
             file: c.file,

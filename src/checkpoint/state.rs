@@ -65,7 +65,13 @@ pub fn write_state(path: &Path, state: &State) -> Result<(), FormatError> {
 
 /// Reads and validates a state file.
 pub fn read_state(path: &Path) -> Result<State, FormatError> {
-    let c = open_container(path, Role::State, &STATE_MAGIC, false)?;
+    let c = open_container(
+        path,
+        Role::State,
+        &STATE_MAGIC,
+        false,
+        super::codec::MEMORY_BUDGET,
+    )?;
     decode(&c.section).map_err(|detail| FormatError::Unsafe {
         role: Role::State,
         path: path.to_owned(),

@@ -1,5 +1,6 @@
 use super::{human_bytes, seconds, Report};
 use crate::checkpoint::pack::PackReader;
+use crate::checkpoint::{BUDGET_PER_TREE_ENTRY, MEMORY_BUDGET};
 use crate::config::TreeConfig;
 use crate::error::Error;
 use crate::exit_code::ExitCode;
@@ -106,8 +107,32 @@ pub fn run(
     started: Instant,
 ) -> Result<Report, Error> {
     crate::apply::check_no_interrupted_restore(&tree.root)?;
+    // Users upgrading from nixpkgs' checkpointBuildTools have these: build
+    // in full (the build still succeeds), saying what it is.
+    if crate::checkpoint::pack::is_nixpkgs_checkpoint(checkpoint) {
+        return Ok(fall_back(
+            format!(
+                "{} is {}",
+                checkpoint.display(),
+                crate::checkpoint::pack::NIXPKGS_CHECKPOINT
+            ),
+            started,
+            Vec::new(),
+        ));
+    }
+    // The tree first: the checkpoint may take memory in proportion to it.
+    let checked = Instant::now();
+    let now_scan = scan::scan(
+        &tree.root,
+        &tree.exclusions,
+        &Rewriter::masking(&tree.info),
+        true,
+    )?;
+    let checked_secs = seconds(checked);
+    let budget =
+        MEMORY_BUDGET.saturating_add(BUDGET_PER_TREE_ENTRY.saturating_mul(now_scan.manifest.len()));
     // Everything restore refuses for the checkpoint alone, as `verify` does.
-    let reader = match PackReader::open(checkpoint)
+    let reader = match PackReader::open_with_budget(checkpoint, budget)
         .and_then(|r| super::verify::check_restorable(&r, Timestamp::now()).map(|()| r))
     {
         Ok(reader) => reader,
@@ -120,25 +145,19 @@ pub fn run(
         }
         Err(e) => return Err(e.into()),
     };
-    let checked = Instant::now();
     let checkpoint_data = reader.checkpoint();
     let old = &checkpoint_data.info;
     let mut warnings = Vec::new();
+    let compared = Instant::now();
     let recipe_diff = recipe::compare(&old.recipe, &tree.info.recipe);
+    let recipe_secs = compared.elapsed().as_secs_f64();
     let rewriter = match Rewriter::relocating(old, &tree.info) {
         Ok(rewriter) => rewriter,
         Err(e) => return Ok(fall_back(e.to_string(), started, warnings)),
     };
 
-    let now_scan = scan::scan(
-        &tree.root,
-        &tree.exclusions,
-        &Rewriter::masking(&tree.info),
-        true,
-    )?;
     warnings.extend(now_scan.warnings);
 
-    let checked_secs = seconds(checked);
     let tool = BuildTool::of(&checkpoint_data.after);
     let changes = SourceChanges::between(&checkpoint_data.before, &now_scan.manifest);
     let reads = configure_reads(&reader, &mut warnings);
@@ -199,10 +218,10 @@ pub fn run(
         return Ok(Report {
             exit: ExitCode::Success,
             summary: format!(
-                "restore --dry-run: {note}; would create {}, re-time {}, remove {}, keep fresh {}, skip {}; nothing changed (recipe and tree checked in {checked_secs:.3} s; {secs:.2} s)",
+                "restore --dry-run: {note}; would create {}, re-time {}, remove {}, keep fresh {}, skip {}; nothing changed (recipe compared in {recipe_secs:.4} s, tree in {checked_secs:.3} s; {secs:.2} s)",
                 counts.created, counts.retimed, counts.removed, counts.freshened, counts.skipped
             ),
-            json: serde_json::json!({ "command": "restore", "dry_run": true, "exit_code": 0, "configure": configure_word(skip_configure, options.before_configure), "note": note, "plan": counts, "checked_seconds": checked_secs, "seconds": secs }),
+            json: serde_json::json!({ "command": "restore", "dry_run": true, "exit_code": 0, "configure": configure_word(skip_configure, options.before_configure), "note": note, "plan": counts, "recipe_seconds": recipe_secs, "checked_seconds": checked_secs, "seconds": secs }),
             body: Some(plan.to_string()),
             warnings,
         });
@@ -256,7 +275,7 @@ pub fn run(
     Ok(Report {
         exit: ExitCode::Success,
         summary: format!(
-            "restore: {note}; {} created ({} written), {} re-timed, {} removed, {} kept fresh, {} skipped in {secs:.2} s (recipe and tree checked in {checked_secs:.3} s)",
+            "restore: {note}; {} created ({} written), {} re-timed, {} removed, {} kept fresh, {} skipped in {secs:.2} s (recipe compared in {recipe_secs:.4} s, tree in {checked_secs:.3} s)",
             counts.created,
             human_bytes(applied.bytes_written),
             counts.retimed,
@@ -264,7 +283,7 @@ pub fn run(
             counts.freshened,
             counts.skipped
         ),
-        json: serde_json::json!({ "command": "restore", "dry_run": false, "exit_code": 0, "configure": configure_word(skip_configure, options.before_configure), "note": note, "plan": counts, "applied": applied, "checked_seconds": checked_secs, "seconds": secs }),
+        json: serde_json::json!({ "command": "restore", "dry_run": false, "exit_code": 0, "configure": configure_word(skip_configure, options.before_configure), "note": note, "plan": counts, "applied": applied, "recipe_seconds": recipe_secs, "checked_seconds": checked_secs, "seconds": secs }),
         body: None,
         warnings,
     })
