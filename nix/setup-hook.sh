@@ -91,6 +91,7 @@ _nixCheckpointExplain() {
     9) echo "build tree unreadable" ;;
     10) echo "write failed" ;;
     11) echo "an earlier restore into this tree was interrupted" ;;
+    13) echo "checkpoint unreadable (permission or I/O error)" ;;
     *) echo "error" ;;
   esac
 }

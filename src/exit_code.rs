@@ -38,6 +38,9 @@ pub enum ExitCode {
     /// first (its inputs or variables changed); run `restore` again after it.
     /// The tree is untouched.
     Deferred = 12,
+    /// The checkpoint exists but cannot be read (permission denied, an I/O
+    /// error): not corrupt, not restored; fix access to it or rebuild it.
+    CheckpointUnreadable = 13,
 }
 
 impl ExitCode {
@@ -45,7 +48,7 @@ impl ExitCode {
         self as u8
     }
 
-    pub const ALL: [ExitCode; 13] = [
+    pub const ALL: [ExitCode; 14] = [
         ExitCode::Success,
         ExitCode::Internal,
         ExitCode::Usage,
@@ -59,5 +62,6 @@ impl ExitCode {
         ExitCode::WriteFailed,
         ExitCode::RestoreInterrupted,
         ExitCode::Deferred,
+        ExitCode::CheckpointUnreadable,
     ];
 }

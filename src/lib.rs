@@ -36,16 +36,18 @@ pub fn run(cli: cli::Cli) -> ExitCode {
             for warning in &report.warnings {
                 let _ = writeln!(stderr, "nix-checkpoint: warning: {warning}");
             }
-            // A closed stdout (`| head`) is not a failure.
-            let mut stdout = std::io::stdout().lock();
+            let mut out = Vec::new();
             if let Some(body) = &report.body {
-                let _ = stdout.write_all(body.as_bytes());
+                out.extend_from_slice(body.as_bytes());
                 if !body.ends_with('\n') {
-                    let _ = stdout.write_all(b"\n");
+                    out.push(b'\n');
                 }
             }
             if config.json {
-                let _ = writeln!(stdout, "{}", report.json);
+                out.extend_from_slice(format!("{}\n", report.json).as_bytes());
+            }
+            if let Err(code) = write_stdout(&out) {
+                return code;
             }
             if !config.quiet || report.exit != ExitCode::Success {
                 let _ = writeln!(stderr, "nix-checkpoint: {}", report.summary);
@@ -56,14 +58,34 @@ pub fn run(cli: cli::Cli) -> ExitCode {
     }
 }
 
+/// Writes what a command prints on stdout. A closed pipe (`| head`) is not
+/// a failure; any other write error (a full disk behind `> file`) is, so
+/// that a caller never takes a lost listing or JSON summary for success.
+fn write_stdout(bytes: &[u8]) -> Result<(), ExitCode> {
+    if bytes.is_empty() {
+        return Ok(());
+    }
+    let mut stdout = std::io::stdout().lock();
+    match stdout.write_all(bytes).and_then(|()| stdout.flush()) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        Err(e) => {
+            eprintln!("nix-checkpoint: error: cannot write to standard output: {e}");
+            Err(ExitCode::WriteFailed)
+        }
+    }
+}
+
 fn report_error(e: &error::Error, json: bool) -> ExitCode {
     let code = e.exit_code();
     eprintln!("nix-checkpoint: error: {e}");
     if json {
-        println!(
-            "{}",
+        let line = format!(
+            "{}\n",
             serde_json::json!({ "exit_code": code.code(), "error": e.to_string() })
         );
+        // The error's own code stays the answer, even if stdout is gone.
+        let _ = write_stdout(line.as_bytes());
     }
     code
 }

@@ -553,3 +553,56 @@ fn a_checkpoint_of_nixpkgs_checkpoint_build_tools_falls_back_saying_what_it_is()
     let out = ws.run(&["inspect", artifact.to_str().unwrap()]);
     assert_eq!(code(&out), 7, "{}", stderr(&out));
 }
+
+#[test]
+fn a_full_stdout_is_a_write_failure_not_a_lost_summary() {
+    let ws = Workspace::new();
+    let checkpoint = built_checkpoint(&ws, &[]);
+    let dev_full = || {
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open("/dev/full")
+            .unwrap()
+    };
+    let out = std::process::Command::new(bin())
+        .args(["--json", "inspect", checkpoint.to_str().unwrap()])
+        .stdout(dev_full())
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 10, "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("cannot write to standard output"),
+        "{}",
+        stderr(&out)
+    );
+    // An error's own code survives a full stdout (no abort).
+    let out = std::process::Command::new(bin())
+        .args(["--json", "verify", "/nonexistent"])
+        .stdout(dev_full())
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), 5, "{}", stderr(&out));
+}
+
+#[test]
+fn every_exit_code_is_documented_and_explained_by_the_hook() {
+    use nix_checkpoint::exit_code::ExitCode;
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let hook =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/nix/setup-hook.sh")).unwrap();
+    for code in ExitCode::ALL {
+        let n = code.code();
+        assert!(
+            readme.contains(&format!("\n| {n} | ")),
+            "README's table lacks exit code {n} ({code:?})"
+        );
+        // The hook explains every failure it passes on (3 and 12 it handles).
+        if n >= 4 && code != ExitCode::Deferred {
+            assert!(
+                hook.contains(&format!("\n    {n}) echo ")),
+                "the hook does not explain exit code {n} ({code:?})"
+            );
+        }
+    }
+}

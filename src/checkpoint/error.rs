@@ -155,7 +155,8 @@ impl FormatError {
         }
         match self {
             FormatError::Missing { .. } => ExitCode::CheckpointMissing,
-            FormatError::Read { .. } | FormatError::Corrupt { .. } => ExitCode::CheckpointCorrupt,
+            FormatError::Read { .. } => ExitCode::CheckpointUnreadable,
+            FormatError::Corrupt { .. } => ExitCode::CheckpointCorrupt,
             FormatError::Unsupported { .. } => ExitCode::CheckpointUnsupported,
             _ => ExitCode::CheckpointUnsafe,
         }
