@@ -4,8 +4,9 @@
 //! the build root and the checkpoint itself are unchanged, and, where the
 //! command must refuse, that the build tree is too.
 //!
-//! Needs root (mknod, mount, setpriv) for some cases; those skip themselves
-//! when not root.
+//! Needs root (mknod, mount, setpriv) for some cases, and make, ninja and
+//! cc for others; those skip themselves, saying so, when run unprivileged
+//! or without the tool (`util/skip.rs`), as in the Nix sandbox.
 
 #[path = "util/guard.rs"]
 mod guard;
@@ -25,9 +26,7 @@ const MARKER: &str = ".nix-checkpoint-restoring";
 /// Peak RSS allowed for any run against a hostile checkpoint.
 const RSS_LIMIT_KIB: i64 = 100 * 1024;
 
-fn is_root() -> bool {
-    nix::unistd::geteuid().is_root()
-}
+use util::skip::is_root;
 
 /// A small source tree in the arena's root.
 fn populate_sources(root: &Path) {
@@ -718,6 +717,8 @@ fn special_files_hardlinks_and_symlink_loops() {
         )
         .unwrap();
         specials.extend(["src/null", "src/loop"]);
+    } else {
+        util::skip::note("device nodes not covered: needs root (mknod)");
     }
     std::os::unix::fs::symlink("loop-b", root.join("src/loop-a")).unwrap();
     std::os::unix::fs::symlink("loop-a", root.join("src/loop-b")).unwrap();
@@ -849,10 +850,8 @@ fn setpriv_nobody(args: &[&OsStr]) -> Run {
 /// directory): snapshot fails with exit 9 naming the file; save too.
 #[test]
 fn unreadable_file_or_directory_is_exit_9_naming_it() {
-    if !is_root() {
-        eprintln!("skipped: needs root for setpriv");
-        return;
-    }
+    require_root!("setpriv, to run as nobody");
+    require_tools!("setpriv");
     let mut arena = Arena::new();
     std::fs::set_permissions(arena.dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
     let root = arena.root();
@@ -913,10 +912,7 @@ impl Drop for Mount {
 /// A read-only tree (a read-only tmpfs) can be snapshotted.
 #[test]
 fn read_only_tree_snapshot_works() {
-    if !is_root() {
-        eprintln!("skipped: needs root for mount");
-        return;
-    }
+    require_root!("mount");
     let mut arena = Arena::new();
     let root = arena.root();
     assert!(mount_tmpfs(&root, "size=4m"), "mount tmpfs");
@@ -971,10 +967,7 @@ fn leftovers(dir: &Path) -> Vec<String> {
 /// 10, "disk full", and neither a checkpoint nor a temporary file left.
 #[test]
 fn save_into_a_full_disk_is_exit_10_and_leaves_nothing() {
-    if !is_root() {
-        eprintln!("skipped: needs root for mount");
-        return;
-    }
+    require_root!("mount");
     let mut arena = Arena::new();
     let root = arena.root();
     populate_sources(&root);
@@ -1013,10 +1006,7 @@ fn save_into_a_full_disk_is_exit_10_and_leaves_nothing() {
 /// and the next restore, snapshot and save fail with exit 11.
 #[test]
 fn restore_into_a_full_disk_is_exit_10_then_11() {
-    if !is_root() {
-        eprintln!("skipped: needs root for mount");
-        return;
-    }
+    require_root!("mount");
     let mut arena = Arena::new();
     let root = arena.root();
     assert!(mount_tmpfs(&root, "size=4m"));
@@ -1516,15 +1506,13 @@ fn clock_skewed_products_relink(tool: &str) {
 
 #[test]
 fn clock_skewed_checkpoint_still_relinks_with_make() {
+    require_tools!("make", "cc");
     clock_skewed_products_relink("make");
 }
 
 #[test]
 fn clock_skewed_checkpoint_still_relinks_with_ninja() {
-    if Command::new("ninja").arg("--version").output().is_err() {
-        eprintln!("ninja not installed (apt-get install -y ninja-build): skipped");
-        return;
-    }
+    require_tools!("ninja", "cc");
     clock_skewed_products_relink("ninja");
 }
 
