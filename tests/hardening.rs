@@ -104,9 +104,12 @@ fn hostile_cases(root: &[u8]) -> Vec<Case> {
         7,
         "wrong magic",
     ));
-    let mut v2 = sound_bytes.clone();
-    v2[8] = 2;
-    cases.push(case("version 2", v2, 7, "format version 2"));
+    // The next format version, which this binary cannot know.
+    let next = nix_checkpoint::checkpoint::FORMAT_VERSION + 1;
+    let mut unknown = sound_bytes.clone();
+    unknown[8..12].copy_from_slice(&next.to_le_bytes());
+    let reason: &'static str = format!("format version {next}").leak();
+    cases.push(case(format!("version {next}"), unknown, 7, reason));
     let mut flags = sound_bytes.clone();
     flags[12] = 1;
     cases.push(case("feature flags", flags, 7, "feature flags"));
@@ -1046,10 +1049,14 @@ fn restore_into_a_full_disk_is_exit_10_then_11() {
 
 // ------------------------------------------------ killed processes
 
+/// Starts the binary as [`run_cmd`] runs it (a clean environment: `out`,
+/// `outputs` and the rest of a Nix build's variables, which the check phase
+/// of nix/package.nix has, would change the recipe), without waiting.
 fn spawn(args: &[&OsStr]) -> std::process::Child {
     Command::new(bin())
         .args(args)
-        .env_remove("NIX_BUILD_TOP")
+        .env_clear()
+        .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()
