@@ -52,6 +52,12 @@ rustPlatform.buildRustPackage {
   # tests/engine.rs builds CMake projects with Ninja; tests/hardening.rs
   # builds with ninja too.
   nativeCheckInputs = builtins.filter (p: p != null) [ cmake ninja ];
+  # They are for the tests only: their setup hooks must not take over the
+  # configure, build, check or install phase from cargo's.
+  dontUseCmakeConfigure = true;
+  dontUseNinjaBuild = true;
+  dontUseNinjaCheck = true;
+  dontUseNinjaInstall = true;
   # Every tool a test needs must be here: a missing one fails the test.
   NIX_CHECKPOINT_TESTS_REQUIRE_TOOLS = "1";
   preCheck = if nativeTools == "" then "" else ''

@@ -74,6 +74,8 @@ let
       (builtins.all (p: builtins.elem p pkg.stubArgs.nativeCheckInputs) [ stubPkgs.cmake stubPkgs.ninja ]))
     (assert' "nativeCheckInputs join the inputs when checking"
       (builtins.all (p: builtins.elem p pkg.nativeBuildInputs) [ stubPkgs.cmake stubPkgs.ninja ]))
+    (assert' "cmake's and ninja's setup hooks leave cargo's phases alone"
+      (pkg.dontUseCmakeConfigure && pkg.dontUseNinjaBuild && pkg.dontUseNinjaCheck && pkg.dontUseNinjaInstall))
     (assert' "a missing test tool fails the check phase (NIX_CHECKPOINT_TESTS_REQUIRE_TOOLS)"
       (pkg.drvAttrs.NIX_CHECKPOINT_TESTS_REQUIRE_TOOLS == "1"))
     (assert' "static (cross) package: the build platform's cc and bintools on PATH for the tests"
