@@ -33,27 +33,38 @@
         forPkgs = pkgs: checkpointBuildToolsFor self.packages.${pkgs.stdenv.hostPlatform.system}.default;
       };
 
-      # The nixpkgs manual's example, and a test that it says Hello, Nix!.
+      # What users run, built: the flake's static package (its check phase
+      # is the whole `cargo test`), the overlay's package (dynamic, on the
+      # user's stdenv), and the nixpkgs manual's example through both
+      # (lib.forPkgs and the overlay's checkpointBuildTools), each checked to
+      # say Hello, Nix!.
       checks = forAllSystems (system: pkgs:
         let
-          inherit (self.lib.forPkgs pkgs) prepareCheckpointBuild mkCheckpointBuild;
-          helloCheckpoint = prepareCheckpointBuild pkgs.hello;
-          changedHello = pkgs.hello.overrideAttrs (_: {
-            doCheck = false;
-            postPatch = ''
-              sed -i 's/Hello, world!/Hello, Nix!/g' src/hello.c
-            '';
-          });
-          incremental = mkCheckpointBuild changedHello helloCheckpoint;
+          example = prefix: { prepareCheckpointBuild, mkCheckpointBuild, ... }:
+            let
+              helloCheckpoint = prepareCheckpointBuild pkgs.hello;
+              changedHello = pkgs.hello.overrideAttrs (_: {
+                doCheck = false;
+                postPatch = ''
+                  sed -i 's/Hello, world!/Hello, Nix!/g' src/hello.c
+                '';
+              });
+              incremental = mkCheckpointBuild changedHello helloCheckpoint;
+            in {
+              "${prefix}hello-checkpoint" = helloCheckpoint;
+              "${prefix}hello-incremental" = incremental;
+              "${prefix}hello-incremental-output" = pkgs.runCommand "${prefix}hello-incremental-output" { } ''
+                [ "$(${incremental}/bin/hello)" = "Hello, Nix!" ]
+                touch $out
+              '';
+            };
+          overlaid = pkgs.extend self.overlays.default;
         in {
           package = self.packages.${system}.default;
-          hello-checkpoint = helloCheckpoint;
-          hello-incremental = incremental;
-          hello-incremental-output = pkgs.runCommand "hello-incremental-output" { } ''
-            [ "$(${incremental}/bin/hello)" = "Hello, Nix!" ]
-            touch $out
-          '';
-        });
+          overlay-package = overlaid.nix-checkpoint;
+        }
+        // example "" (self.lib.forPkgs pkgs)
+        // example "overlay-" overlaid.checkpointBuildTools);
 
       devShells = forAllSystems (system: pkgs: {
         default = pkgs.mkShell {

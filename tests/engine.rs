@@ -1,6 +1,8 @@
 //! End-to-end tests of the built binary on real projects built with real
 //! make, ninja and CMake: which units recompile after a restore, and whether
 //! the result is byte-identical to a clean build of the edited sources.
+//! Without make (or cmake and ninja) on PATH, the tests that need them skip
+//! themselves, saying so (`util/skip.rs`).
 
 mod util;
 
@@ -109,12 +111,14 @@ fn assert_incremental(outcome: &Outcome, expected: BTreeSet<String>) {
 
 #[test]
 fn make_no_change_recompiles_nothing() {
+    require_tools!("make", "cc", "ld");
     let outcome = incremental_make(|_| {});
     assert_incremental(&outcome, set([]));
 }
 
 #[test]
 fn make_changed_source_recompiles_only_it() {
+    require_tools!("make", "cc", "ld");
     let outcome = incremental_make(|d| {
         std::fs::write(
             d.join("util.c"),
@@ -127,6 +131,7 @@ fn make_changed_source_recompiles_only_it() {
 
 #[test]
 fn make_changed_header_recompiles_its_includers() {
+    require_tools!("make", "cc", "ld");
     let outcome = incremental_make(|d| {
         std::fs::write(
             d.join("util.h"),
@@ -183,6 +188,7 @@ fn make_falls_back(edit: impl Fn(&Path), reason: &str) {
 
 #[test]
 fn make_new_file_in_the_source_list_falls_back() {
+    require_tools!("make", "cc", "ld");
     // sources.mk is a makefile: make cannot tell which commands it changes.
     make_falls_back(
         |d| {
@@ -199,6 +205,7 @@ fn make_new_file_in_the_source_list_falls_back() {
 
 #[test]
 fn make_changed_compiler_flags_in_the_makefile_fall_back() {
+    require_tools!("make", "cc", "ld");
     make_falls_back(
         |d| {
             let mk = std::fs::read_to_string(d.join("Makefile")).unwrap();
@@ -210,6 +217,7 @@ fn make_changed_compiler_flags_in_the_makefile_fall_back() {
 
 #[test]
 fn make_changed_binary_input_is_rebuilt() {
+    require_tools!("make", "cc", "ld");
     let outcome = incremental_make(|d| {
         std::fs::write(d.join("data.bin"), [0u8, 1, 2, 0xff, 0xfe, 0, 43, 0x80]).unwrap()
     });
@@ -218,6 +226,7 @@ fn make_changed_binary_input_is_rebuilt() {
 
 #[test]
 fn make_retargeted_symlink_rebuilds_what_includes_it() {
+    require_tools!("make", "cc", "ld");
     let outcome = incremental_make(|d| {
         std::fs::remove_file(d.join("config.h")).unwrap();
         symlink("configs/big.h", d.join("config.h")).unwrap();
@@ -228,6 +237,7 @@ fn make_retargeted_symlink_rebuilds_what_includes_it() {
 
 #[test]
 fn make_mode_change_regenerates_what_depends_on_it() {
+    require_tools!("make", "cc", "ld");
     let outcome = incremental_make(|d| {
         std::fs::set_permissions(d.join("gen.sh"), std::fs::Permissions::from_mode(0o755)).unwrap()
     });
@@ -309,6 +319,7 @@ fn incremental_cmake(edit: impl Fn(&Path)) -> Outcome {
 
 #[test]
 fn cmake_out_of_source_changed_source_is_rebuilt() {
+    require_tools!("cmake", "ninja", "cc");
     let outcome = incremental_cmake(|d| {
         std::fs::write(
             d.join("util.c"),
@@ -322,6 +333,7 @@ fn cmake_out_of_source_changed_source_is_rebuilt() {
 
 #[test]
 fn cmake_changed_header_rebuilds_its_includers() {
+    require_tools!("cmake", "ninja", "cc");
     let outcome = incremental_cmake(|d| {
         std::fs::write(
             d.join("util.h"),
@@ -335,12 +347,14 @@ fn cmake_changed_header_rebuilds_its_includers() {
 
 #[test]
 fn cmake_no_change_rebuilds_nothing() {
+    require_tools!("cmake", "ninja", "cc");
     let outcome = incremental_cmake(|_| {});
     assert_incremental(&outcome, set([]));
 }
 
 #[test]
 fn dry_run_prints_the_plan_and_changes_nothing() {
+    require_tools!("make", "cc", "ld");
     let ws = Workspace::new();
     let src = ws.dir.path().join("src");
     write_make_project_into(&src);

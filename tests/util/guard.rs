@@ -133,12 +133,33 @@ impl Run {
     }
 }
 
-/// Runs `cmd` under `/usr/bin/time` (a fresh process: a child forked
-/// straight from the test would inherit the test's own peak RSS), returning
-/// its exit code, output and peak RSS.
+/// Runs `cmd` with a clean environment and stdin from /dev/null, in a fresh
+/// process: a child forked straight from the test would inherit the test's
+/// own peak RSS (at `execve` the kernel keeps the old image's high-water
+/// mark), so it is started by a small one, which reports its peak RSS.
+/// That is `/usr/bin/time` where it exists, or else (an unprivileged
+/// machine without it, the Nix sandbox) this test binary itself, re-run to
+/// do nothing but [`rss_probe`]: it spawns `cmd` and reads its peak from
+/// `getrusage(RUSAGE_CHILDREN)`.
 pub fn run_cmd(cmd: Command) -> Run {
+    if is_executable(Path::new(TIME)) {
+        run_timed(cmd)
+    } else {
+        run_probed(cmd)
+    }
+}
+
+const TIME: &str = "/usr/bin/time";
+
+fn is_executable(p: &Path) -> bool {
+    std::fs::metadata(p)
+        .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        .unwrap_or(false)
+}
+
+fn run_timed(cmd: Command) -> Run {
     let rss_file = tempfile::NamedTempFile::new().unwrap();
-    let mut timed = Command::new("/usr/bin/time");
+    let mut timed = Command::new(TIME);
     timed
         .arg("-f")
         .arg("%M")
@@ -167,6 +188,91 @@ pub fn run_cmd(cmd: Command) -> Run {
         stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
         max_rss_kib,
     }
+}
+
+/// Set, for a re-run of this test binary, to the directory of a
+/// [`rss_probe`] request.
+const PROBE_ENV: &str = "NIX_CHECKPOINT_RSS_PROBE";
+
+/// libtest's name of [`rss_probe`]: this module's path without the crate.
+fn probe_test_name() -> String {
+    let module = module_path!();
+    let module = module.split_once("::").map_or(module, |(_, m)| m);
+    format!("{module}::rss_probe")
+}
+
+/// The request is `dir/argv` (program and arguments, each ended by a NUL)
+/// and, optionally, `dir/cwd`; the probe writes `dir/stdout`, `dir/stderr`
+/// and `dir/result` (`<exit code> <peak RSS in KiB>`).
+fn run_probed(cmd: Command) -> Run {
+    let dir = tempfile::tempdir().unwrap();
+    let mut argv = Vec::new();
+    for a in std::iter::once(cmd.get_program()).chain(cmd.get_args()) {
+        argv.extend_from_slice(a.as_bytes());
+        argv.push(0);
+    }
+    std::fs::write(dir.path().join("argv"), argv).unwrap();
+    if let Some(cwd) = cmd.get_current_dir() {
+        std::fs::write(dir.path().join("cwd"), cwd.as_os_str().as_bytes()).unwrap();
+    }
+    let probe = Command::new(std::env::current_exe().unwrap())
+        .args([&probe_test_name(), "--exact", "--test-threads=1", "--quiet"])
+        .env(PROBE_ENV, dir.path())
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let result = std::fs::read_to_string(dir.path().join("result")).unwrap_or_else(|_| {
+        panic!(
+            "the RSS probe ran nothing: {}{}",
+            String::from_utf8_lossy(&probe.stdout),
+            String::from_utf8_lossy(&probe.stderr)
+        )
+    });
+    let mut fields = result.split_whitespace().map(|f| f.parse().unwrap());
+    let read = |name: &str| {
+        String::from_utf8_lossy(&std::fs::read(dir.path().join(name)).unwrap()).into_owned()
+    };
+    Run {
+        code: fields.next().unwrap() as i32,
+        max_rss_kib: fields.next().unwrap(),
+        stdout: read("stdout"),
+        stderr: read("stderr"),
+    }
+}
+
+/// Not a test: the other half of [`run_probed`], doing nothing unless this
+/// binary was re-run for it. Spawned by a fresh process (this binary, small
+/// at this point), `cmd`'s peak RSS is its own.
+#[test]
+fn rss_probe() {
+    use std::os::unix::process::ExitStatusExt;
+    let Some(dir) = std::env::var_os(PROBE_ENV) else {
+        return;
+    };
+    let dir = PathBuf::from(dir);
+    let argv = std::fs::read(dir.join("argv")).unwrap();
+    let mut argv = argv
+        .split(|&b| b == 0)
+        .filter(|a| !a.is_empty())
+        .map(std::ffi::OsStr::from_bytes);
+    let mut cmd = Command::new(argv.next().unwrap());
+    cmd.args(argv)
+        .env_clear()
+        .stdin(Stdio::null())
+        .stdout(std::fs::File::create(dir.join("stdout")).unwrap())
+        .stderr(std::fs::File::create(dir.join("stderr")).unwrap());
+    if let Ok(cwd) = std::fs::read(dir.join("cwd")) {
+        cmd.current_dir(std::ffi::OsStr::from_bytes(&cwd));
+    }
+    let status = cmd.status().unwrap();
+    // As GNU time exits: the child's code, or 128 + the signal that killed it.
+    let code = status
+        .code()
+        .or(status.signal().map(|s| 128 + s))
+        .unwrap_or(-1);
+    let usage =
+        nix::sys::resource::getrusage(nix::sys::resource::UsageWho::RUSAGE_CHILDREN).unwrap();
+    std::fs::write(dir.join("result"), format!("{code} {}\n", usage.max_rss())).unwrap();
 }
 
 pub fn run(args: &[&std::ffi::OsStr]) -> Run {

@@ -10,6 +10,8 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+pub mod skip;
+
 pub fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_nix-checkpoint")
 }
