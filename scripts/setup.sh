@@ -3,7 +3,7 @@
 # Debian 12 (bookworm), as root. Idempotent: run it as often as you like.
 #
 #   - Nix 2.8 (Debian's nix-bin, single-user, no daemon), cmake, ninja, meson,
-#     rsync, hyperfine, GNU time, dpkg-dev
+#     autoconf, automake, libtool, python3, rsync, hyperfine, GNU time, dpkg-dev
 #   - a deb-src entry, and the Debian source of GNU hello 2.10 downloaded into
 #     ${NIX_CHECKPOINT_CACHE:-$HOME/.cache/nix-checkpoint}/hello (never committed)
 set -euo pipefail
@@ -16,7 +16,8 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 
 export DEBIAN_FRONTEND=noninteractive
-packages=(nix-bin cmake ninja-build meson rsync hyperfine time dpkg-dev gcc g++ make xz-utils)
+packages=(nix-bin cmake ninja-build meson rsync hyperfine time dpkg-dev gcc g++ make xz-utils
+          autoconf automake libtool python3)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

@@ -21,7 +21,9 @@
 //!    looking up to date, so the restore falls back.
 //! 4. For the same reason, in make builds a change to a build description
 //!    (a makefile, a configure script or its templates, see
-//!    [`is_build_description`]) falls back.
+//!    [`is_build_description`]) falls back; so does a changed header when
+//!    the old build left no dependency files (`.d`, automake's `.deps/*.Po`):
+//!    then make could not know which objects include it.
 
 use crate::recipe::{Class, RecipeDiff};
 use crate::tree::{Entry, Manifest, RelPath};
@@ -145,6 +147,24 @@ pub fn is_build_description(path: &RelPath) -> bool {
         || name == b"ltmain.sh"
 }
 
+/// Is this file a C or C++ header (or an include fragment)?
+pub fn is_header(path: &RelPath) -> bool {
+    let name = path.file_name();
+    [".h", ".hh", ".hpp", ".hxx", ".H", ".inc", ".tcc", ".ipp"]
+        .iter()
+        .any(|ext| name.ends_with(ext.as_bytes()))
+}
+
+/// Did the old build leave make dependency files (gcc's `-MD` output:
+/// `*.d`, automake's `.deps/*.Po` / `*.Plo`)? Judged from B.
+pub fn has_dependency_files(after: &Manifest) -> bool {
+    after.entries().iter().any(|e| {
+        let name = e.path.file_name();
+        matches!(e.node, crate::tree::Node::File { .. })
+            && (name.ends_with(b".d") || name.ends_with(b".Po") || name.ends_with(b".Plo"))
+    })
+}
+
 /// How the source tree changed between the old build's snapshot (P) and now.
 #[derive(Debug, Default)]
 pub struct SourceChanges<'a> {
@@ -207,6 +227,8 @@ pub struct Facts<'a> {
     pub skip_allowed: bool,
     /// The new build has no configure phase (`dontConfigure`).
     pub configure_disabled: bool,
+    /// The old build left make dependency files ([`has_dependency_files`]).
+    pub dependency_files: bool,
     /// `--force`: restore despite recipe differences.
     pub force: bool,
 }
@@ -304,6 +326,21 @@ pub fn decide(f: &Facts) -> Gate {
             why: format!(
                 "a build description changed ({}) and make does not record the commands it ran, so it could not tell what to rebuild",
                 first_few(&description_changed)
+            ),
+        };
+    }
+    let headers_changed: Vec<&RelPath> = f
+        .changes
+        .changed
+        .iter()
+        .copied()
+        .filter(|p| is_header(p))
+        .collect();
+    if f.tool == BuildTool::Make && !f.dependency_files && !headers_changed.is_empty() {
+        return Gate::FallBack {
+            why: format!(
+                "a header changed ({}) and the build left no dependency files (.d, .deps/*.Po), so make could not tell which objects include it",
+                first_few(&headers_changed)
             ),
         };
     }

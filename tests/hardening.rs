@@ -113,7 +113,12 @@ fn hostile_cases(root: &[u8]) -> Vec<Case> {
     // The previous one, which kept no recipe: refused, never read without one.
     let mut v1 = sound_bytes.clone();
     v1[8..12].copy_from_slice(&1u32.to_le_bytes());
-    cases.push(case("version 1 (no recipe)".to_string(), v1, 7, "format version 1"));
+    cases.push(case(
+        "version 1 (no recipe)".to_string(),
+        v1,
+        7,
+        "format version 1",
+    ));
     let mut flags = sound_bytes.clone();
     flags[12] = 1;
     cases.push(case("feature flags", flags, 7, "feature flags"));

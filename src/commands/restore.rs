@@ -172,6 +172,7 @@ pub fn run(
         changes: &changes,
         reads: reads.as_ref(),
         skip_allowed: !skip_configure_turned_off(&tree.info.recipe),
+        dependency_files: gate::has_dependency_files(&checkpoint_data.after),
         configure_disabled: matches!(tree.info.recipe.vars.get("dontConfigure"),
             Some(recipe::Value::Scalar(v)) if !v.is_empty()),
         force: options.force,

@@ -125,12 +125,16 @@ fn oracle(
     change: Change,
     skip_allowed: bool,
     no_configure: bool,
+    deps: bool,
 ) -> Outcome {
     if vars == Vars::BuildFlag && !force {
         return Outcome::FallBack;
     }
     let description = matches!(change, Change::Configure | Change::BuildFile);
     if !tracked && description {
+        return Outcome::FallBack;
+    }
+    if !tracked && !deps && change == Change::Header {
         return Outcome::FallBack;
     }
     if !before {
@@ -180,7 +184,9 @@ fn every_combination_matches_the_rules() {
                             Change::Removed,
                         ] {
                             for skip_allowed in [true, false] {
-                                for no_configure in [false, true] {
+                                for (no_configure, deps) in
+                                    [(false, true), (true, true), (false, false), (true, false)]
+                                {
                                     let now = changed(change);
                                     let changes = SourceChanges::between(&before_tree, &now);
                                     let diff = recipes(vars);
@@ -201,6 +207,7 @@ fn every_combination_matches_the_rules() {
                                         reads: rd.as_ref(),
                                         skip_allowed,
                                         configure_disabled: no_configure,
+                                        dependency_files: deps,
                                         force,
                                     });
                                     let got = match &gate {
@@ -221,6 +228,7 @@ fn every_combination_matches_the_rules() {
                                         change,
                                         skip_allowed,
                                         no_configure,
+                                        deps,
                                     );
                                     assert_eq!(
                                         got, want,
@@ -235,7 +243,7 @@ fn every_combination_matches_the_rules() {
             }
         }
     }
-    assert_eq!(n, 2 * 2 * 3 * 2 * 5 * 7 * 2 * 2);
+    assert_eq!(n, 2 * 2 * 3 * 2 * 5 * 7 * 2 * 4);
 }
 
 fn gate_for(change: Change, r: Reads, tool: BuildTool, vars: Vars) -> Gate {
@@ -252,6 +260,7 @@ fn gate_for(change: Change, r: Reads, tool: BuildTool, vars: Vars) -> Gate {
         reads: rd.as_ref(),
         skip_allowed: true,
         configure_disabled: false,
+        dependency_files: true,
         force: false,
     })
 }
@@ -412,4 +421,44 @@ fn own_records_are_not_source_changes() {
     ]);
     let changes = SourceChanges::between(&p, &c);
     assert!(changes.changed.is_empty() && changes.added.is_empty() && changes.removed.is_empty());
+}
+
+#[test]
+fn a_header_without_dependency_files_falls_back_for_make_only() {
+    let before_tree = m(sources());
+    let now = changed(Change::Header);
+    let changes = SourceChanges::between(&before_tree, &now);
+    let diff = recipes(Vars::Same);
+    let rd = reads(Reads::ConfigureScript);
+    let gate = |tool| {
+        decide(&Facts {
+            stage: Stage::BeforeConfigure,
+            recipe: &diff,
+            tool,
+            changes: &changes,
+            reads: rd.as_ref(),
+            skip_allowed: true,
+            configure_disabled: false,
+            dependency_files: false,
+            force: false,
+        })
+    };
+    match gate(BuildTool::Make) {
+        Gate::FallBack { why } => assert!(
+            why.starts_with("a header changed (src/a.h) and the build left no dependency files"),
+            "{why}"
+        ),
+        other => panic!("{other:?}"),
+    }
+    assert!(matches!(
+        gate(BuildTool::Tracked("Ninja")),
+        Gate::Restore { .. }
+    ));
+    let deps = |names: &[&str]| {
+        let mut e: Vec<Entry> = names.iter().map(|n| file(n, 1)).collect();
+        e.sort_by(|a, b| a.path.cmp(&b.path));
+        has_dependency_files(&m(e))
+    };
+    assert!(deps(&["a.d"]) && deps(&["a.Po"]) && deps(&["x.Plo"]));
+    assert!(!deps(&["a.o", "a.h", "d"]));
 }

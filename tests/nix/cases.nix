@@ -158,12 +158,12 @@ rec {
     (withAttrs (helloEdited pkgs.hello helloGreeting) { configureFlags = [ "--disable-nls" ]; });
   helloConfigureScript = changeOf pkgs.hello
     (helloEdited pkgs.hello "echo '# edited' >> configure\n");
-  helloCflags = changeOf pkgs.hello
-    (withAttrs (helloEdited pkgs.hello helloGreeting) { NIX_CFLAGS_COMPILE = "-DHELLO_EXTRA=1"; });
+  # Read by the cc wrapper only: no build tool sees it.
+  makeCflags = changeOf (makeOf null) (withAttrs (makeOf null) { NIX_CFLAGS_COMPILE = "-DEXTRA_FLAG=1"; });
   helloStructured = let s = withAttrs pkgs.hello { __structuredAttrs = true; }; in
     changeOf s (helloEdited s helloGreeting);
-  helloStructuredFlag = let s = withAttrs pkgs.hello { __structuredAttrs = true; }; in
-    changeOf s (withAttrs (helloEdited s helloGreeting) { makeFlags = [ "CFLAGS=-O1" ]; });
+  makeStructuredFlag = let s = withAttrs (makeOf null) { __structuredAttrs = true; }; in
+    changeOf s (withAttrs s { makeFlags = [ "PREFIX=$(out)" "CFLAGS=-O1" ]; });
 
   makeFlagsChange = changeOf (makeOf null)
     (withAttrs (makeOf null) { makeFlags = [ "PREFIX=$(out)" "CFLAGS=-O1" ]; });
@@ -232,6 +232,12 @@ rec {
   pcPrepared = prepareCheckpointBuild pcProject;
   # separateDebugInfo: nixpkgs appends a `debug` output after overrides.
   debugInfoPrepared = prepareCheckpointBuild ((makeProject makeBase).overrideAttrs { separateDebugInfo = true; });
+
+  # disallowedReferences on the toolchain (nixpkgs' buildGoModule, cpython,
+  # openjdk do it): holds for the checkpoint output too.
+  disallowedPrepared = prepareCheckpointBuild ((makeProject makeBase).overrideAttrs {
+    disallowedReferences = [ pkgs.stdenv ];
+  });
 
   # dontBuild / dontInstall still produce the checkpoint output.
   noInstall = prepareCheckpointBuild ((makeProject makeBase).overrideAttrs {
