@@ -50,13 +50,14 @@ nixargs() {
 
 # build ATTR [nix-build args...]: prints the (first) output path; the whole
 # nix-build output goes to $WORK/logs/$SE/ATTR.log. A builder that Nix 2.8
-# reports "failed due to signal 9 (Killed)" is built again (up to 3 times):
-# on these machines Nix kills about a third of sandboxed builders as they
-# exit, even a one-line derivation; it says nothing about the build.
+# reports "failed due to signal 9 (Killed)" is built again (up to 5 times):
+# in this workplace's sessions builders get SIGKILLed at random (a one-line
+# derivation too, with or without sandbox and build users); it says nothing
+# about the build.
 build() {
   local attr=$1 try rc; shift
   mkdir -p "$WORK/logs/$SE"
-  for try in 1 2 3; do
+  for try in 1 2 3 4 5; do
     # shellcheck disable=SC2046
     nix-build "${NIX_OPTS[@]}" "$CASES" --no-out-link $(nixargs) \
       -A "$attr" "$@" > "$WORK/logs/$SE/$attr.out" 2> "$WORK/logs/$SE/$attr.log"
@@ -73,9 +74,12 @@ prebuild() {
   local args=() a
   for a in "$@"; do args+=(-A "$a"); done
   mkdir -p "$WORK/logs/$SE"
-  # shellcheck disable=SC2046
-  nix-build "${NIX_OPTS[@]}" "$CASES" --no-out-link $(nixargs) --max-jobs 2 --cores 1 \
-    --keep-going "${args[@]}" > /dev/null 2>> "$WORK/logs/$SE/prebuild.log" || true
+  local try
+  for try in 1 2 3; do
+    # shellcheck disable=SC2046
+    nix-build "${NIX_OPTS[@]}" "$CASES" --no-out-link $(nixargs) --max-jobs 2 --cores 1 \
+      --keep-going "${args[@]}" > /dev/null 2>> "$WORK/logs/$SE/prebuild.log" && break
+  done
 }
 
 # The build log of a store path (STORE optional: a --store URI).
