@@ -105,9 +105,11 @@ fn hostile_cases(root: &[u8]) -> Vec<Case> {
         7,
         "wrong magic",
     ));
-    let mut v2 = sound_bytes.clone();
-    v2[8] = 2;
-    cases.push(case("version 2", v2, 7, "format version 2"));
+    for (version, reason) in [(1u8, "format version 1"), (3, "format version 3")] {
+        let mut other = sound_bytes.clone();
+        other[8] = version;
+        cases.push(case(format!("version {version}"), other, 7, reason));
+    }
     let mut flags = sound_bytes.clone();
     flags[12] = 1;
     cases.push(case("feature flags", flags, 7, "feature flags"));
@@ -1057,9 +1059,11 @@ fn restore_into_a_full_disk_is_exit_10_then_11() {
 // ------------------------------------------------ killed processes
 
 fn spawn(args: &[&OsStr]) -> std::process::Child {
+    // A clean environment, as `guard::run` has: the recipe is then the one
+    // the harness's snapshots recorded (else every restore falls back).
     Command::new(bin())
         .args(args)
-        .env_remove("NIX_BUILD_TOP")
+        .env_clear()
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()
