@@ -617,20 +617,28 @@ fn bad_guard(at: u64) -> io::Error {
 /// zero. Returns the number of logical bytes left at the front of `buf`.
 pub fn strip_guards(buf: &mut [u8], at: u64) -> io::Result<usize> {
     debug_assert!(at >= HEADER_LEN && !is_guard(at));
-    let mut phase = ((at - HEADER_LEN) % GUARD_SPACING) as usize;
-    let (mut read, mut written) = (0, 0);
-    while read < buf.len() {
-        let run = (GUARD_RUN as usize - phase).min(buf.len() - read);
-        buf.copy_within(read..read + run, written);
-        read += run;
-        written += run;
-        if read < buf.len() {
-            if buf[read] != GUARD {
-                return Err(bad_guard(at + read as u64));
-            }
-            read += 1;
+    const RUN: usize = GUARD_RUN as usize;
+    let len = buf.len();
+    // The rest of the first run, then whole runs and their guards.
+    let phase = ((at - HEADER_LEN) % GUARD_SPACING) as usize;
+    let first = (RUN - phase).min(len);
+    let (mut read, mut written) = (first, first);
+    while read < len {
+        if buf[read] != GUARD {
+            return Err(bad_guard(at + read as u64));
         }
-        phase = 0;
+        read += 1;
+        if len - read >= RUN {
+            // A fixed-size copy the compiler keeps in registers.
+            let run: [u8; RUN] = buf[read..read + RUN].try_into().expect("RUN bytes");
+            buf[written..written + RUN].copy_from_slice(&run);
+            read += RUN;
+            written += RUN;
+        } else {
+            buf.copy_within(read..len, written);
+            written += len - read;
+            read = len;
+        }
     }
     Ok(written)
 }
@@ -705,15 +713,34 @@ impl<W: io::Write> GuardedWriter<W> {
     }
 
     pub fn write_all(&mut self, mut data: &[u8]) -> io::Result<()> {
+        const RUN: usize = GUARD_RUN as usize;
+        // Guarded in a buffer of at most 64 KiB at a time, one write each.
+        let mut frame = [0u8; 2048 * GUARD_SPACING as usize];
         while !data.is_empty() {
-            let phase = (self.pos - HEADER_LEN) % GUARD_RUN;
-            let run = ((GUARD_RUN - phase) as usize).min(data.len());
-            self.inner.write_all(&data[..run])?;
-            self.pos += run as u64;
-            data = &data[run..];
-            if (self.pos - HEADER_LEN) % GUARD_RUN == 0 {
-                self.inner.write_all(&[GUARD])?;
+            let mut n = 0;
+            let phase = ((self.pos - HEADER_LEN) % GUARD_RUN) as usize;
+            if phase != 0 || data.len() < RUN {
+                // The rest of a run (or a short write): through as is.
+                let run = (RUN - phase).min(data.len());
+                frame[..run].copy_from_slice(&data[..run]);
+                n = run;
+                data = &data[run..];
+                self.pos += run as u64;
+                if (self.pos - HEADER_LEN) % GUARD_RUN == 0 {
+                    frame[n] = GUARD;
+                    n += 1;
+                }
+            } else {
+                while data.len() >= RUN && n + RUN < frame.len() {
+                    let run: &[u8; RUN] = data[..RUN].try_into().expect("RUN bytes");
+                    frame[n..n + RUN].copy_from_slice(run);
+                    frame[n + RUN] = GUARD;
+                    n += RUN + 1;
+                    data = &data[RUN..];
+                    self.pos += GUARD_RUN;
+                }
             }
+            self.inner.write_all(&frame[..n])?;
         }
         Ok(())
     }

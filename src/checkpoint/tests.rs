@@ -1311,6 +1311,23 @@ fn guard_offsets_round_trip() {
 }
 
 #[test]
+fn guarded_writes_do_not_depend_on_how_the_bytes_are_split() {
+    let logical: Vec<u8> = (0..200_000u32).map(|i| (i % 253) as u8 | 1).collect();
+    let whole = super::testing::add_guards(&logical);
+    for pieces in [1usize, 5, 30, 31, 32, 33, 1000, 65_536, 100_000] {
+        let mut w = codec::GuardedWriter::new(logical[..16].to_vec());
+        for (i, chunk) in logical[16..].chunks(pieces).enumerate() {
+            // Vary the split a little too.
+            let (a, b) = chunk.split_at((i * 7) % chunk.len().max(1));
+            w.write_all(a).unwrap();
+            w.write_all(b).unwrap();
+        }
+        assert_eq!(w.file_len(), whole.len() as u64);
+        assert!(w.inner == whole, "pieces of {pieces}");
+    }
+}
+
+#[test]
 fn guarded_ranges_read_back_and_every_bad_guard_is_caught() {
     use std::io::Read;
     let logical: Vec<u8> = (0..700u32).map(|i| (i % 251) as u8 | 1).collect();
