@@ -3,8 +3,8 @@
 
 use super::codec::{
     compress_section, decode_info, decode_manifest, encode_info, encode_manifest, header_bytes,
-    open_container, trailer_bytes, AtomicFile, Dec, DecResult, Enc, Trailer, COMPRESSION_RAW,
-    COMPRESSION_ZSTD, HEADER_LEN, MAX_BLOBS, MAX_BLOB_SIZE,
+    open_container, read_logical, trailer_bytes, AtomicFile, Dec, DecResult, Enc, GuardedWriter,
+    LogicalRange, Trailer, COMPRESSION_RAW, COMPRESSION_ZSTD, HEADER_LEN, MAX_BLOBS, MAX_BLOB_SIZE,
 };
 use super::error::{FormatError, Role};
 use super::{BlobInfo, Checkpoint, PACK_FILE_NAME};
@@ -14,7 +14,7 @@ use rayon::prelude::*;
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{self, BufWriter, Read, Write};
-use std::os::unix::fs::{FileExt, OpenOptionsExt};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use xxhash_rust::xxh3::{xxh3_128, Xxh3};
 
@@ -30,7 +30,7 @@ const BLOB_RECORD_LEN: usize = 64;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Compression {
-    /// Stored as is: the bytes can be copied with `copy_file_range`.
+    /// Stored as is (between the pack's guard bytes).
     Raw,
     /// One or more zstd frames.
     Zstd,
@@ -339,16 +339,16 @@ pub fn write_checkpoint(
         source: e,
     })?;
     let atomic = AtomicFile::create(&dest)?;
+    let header = header_bytes(&PACK_MAGIC);
+    let mut w = BufWriter::with_capacity(1 << 20, atomic.file());
+    w.write_all(&header)
+        .map_err(|e| atomic.write_err("write the header", e))?;
     let mut out = Out {
-        w: BufWriter::with_capacity(1 << 20, atomic.file()),
-        pos: 0,
+        w: GuardedWriter::new(w),
         temp: &atomic.temp,
     };
-
-    let header = header_bytes(&PACK_MAGIC);
-    out.put(&header, "write the header")?;
     let records = write_blobs(&mut out, &blobs, options)?;
-    let section_offset = out.pos;
+    let section_offset = out.pos();
 
     let raw = encode_section(info, before, after, &records);
     // Self-check: never write a pack the reader would refuse.
@@ -365,8 +365,9 @@ pub fn write_checkpoint(
         section_checksum: xxh3_128(&stored),
     };
     out.put(&trailer_bytes(&header, &trailer), "write the trailer")?;
-    let pack_bytes = out.pos;
+    let pack_bytes = out.w.file_len();
     out.w
+        .inner
         .flush()
         .map_err(|e| atomic.write_err("write the pack", e))?;
     drop(out);
@@ -381,9 +382,9 @@ pub fn write_checkpoint(
     })
 }
 
+/// The pack after its header: guard bytes inserted on the way.
 struct Out<'a> {
-    w: BufWriter<&'a File>,
-    pos: u64,
+    w: GuardedWriter<BufWriter<&'a File>>,
     temp: &'a Path,
 }
 
@@ -393,9 +394,12 @@ impl Out<'_> {
             path: self.temp.to_owned(),
             op: op.into(),
             source: e,
-        })?;
-        self.pos += data.len() as u64;
-        Ok(())
+        })
+    }
+
+    /// Logical offset of the next byte.
+    fn pos(&self) -> u64 {
+        self.w.pos
     }
 }
 
@@ -432,7 +436,7 @@ fn write_blobs(
             .collect();
         for p in prepared {
             let p = p?;
-            let offset = out.pos;
+            let offset = out.pos();
             out.put(&p.data, "write blob data")?;
             records.push(BlobRecord {
                 hash: p.hash,
@@ -491,8 +495,7 @@ fn prepare_small(blob: &BlobFile, level: i32) -> Result<Prepared, FormatError> {
     } else {
         let packed =
             compress_small(&raw, level).map_err(|e| tree_err(&blob.path, "compress", e))?;
-        // Incompressible content is stored raw (and can then be copied
-        // with copy_file_range).
+        // Incompressible content is stored raw.
         if packed.len() < raw.len() {
             (Compression::Zstd, packed)
         } else {
@@ -509,7 +512,7 @@ fn prepare_small(blob: &BlobFile, level: i32) -> Result<Prepared, FormatError> {
 }
 
 fn write_large(out: &mut Out, blob: &BlobFile, level: i32) -> Result<BlobRecord, FormatError> {
-    let offset = out.pos;
+    let offset = out.pos();
     let mut buf = vec![0u8; CHUNK];
     let src = SourceReader::open(blob)?;
     let (compression, src) = if level == 0 {
@@ -542,7 +545,7 @@ fn write_large(out: &mut Out, blob: &BlobFile, level: i32) -> Result<BlobRecord,
     Ok(BlobRecord {
         hash: blob.hash,
         offset,
-        stored_len: out.pos - offset,
+        stored_len: out.pos() - offset,
         raw_size: blob.size,
         compression,
         checksum: src.hasher.digest128(),
@@ -698,11 +701,6 @@ impl PackReader {
         &self.path
     }
 
-    /// The open pack, for `copy_file_range` of [`Compression::Raw`] blobs.
-    pub fn file(&self) -> &File {
-        &self.file
-    }
-
     /// The blob table, sorted by hash.
     pub fn blobs(&self) -> &[BlobRecord] {
         &self.records
@@ -797,7 +795,7 @@ impl PackReader {
             op: op(),
             detail,
         };
-        let mut range = PackRange {
+        let mut range = LogicalRange {
             file: &self.file,
             pos: rec.offset,
             end: rec.offset + rec.stored_len,
@@ -868,8 +866,7 @@ impl PackReader {
         {
             return None;
         }
-        let mut stored = vec![0u8; rec.stored_len as usize];
-        self.file.read_exact_at(&mut stored, rec.offset).ok()?;
+        let stored = read_logical(&self.file, rec.offset, rec.stored_len as usize).ok()?;
         // The capacity bounds the output: a frame that decompresses beyond
         // the declared size fails here.
         let mut content = Vec::with_capacity(rec.raw_size as usize);
@@ -964,7 +961,7 @@ impl Read for BlobReader<'_> {
             return Ok(0);
         }
         if self.inner.is_none() {
-            let range = PackRange {
+            let range = LogicalRange {
                 file: &self.pack.file,
                 pos: self.rec.offset,
                 end: self.rec.offset + self.rec.stored_len,
@@ -1011,31 +1008,6 @@ impl Read for BlobReader<'_> {
                 return Err(self.fail(err));
             }
         }
-        Ok(n)
-    }
-}
-
-/// `[pos, end)` of the pack, read with `pread`.
-struct PackRange<'a> {
-    file: &'a File,
-    pos: u64,
-    end: u64,
-}
-
-impl Read for PackRange<'_> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let want = (buf.len() as u64).min(self.end - self.pos) as usize;
-        if want == 0 {
-            return Ok(0);
-        }
-        let n = self.file.read_at(&mut buf[..want], self.pos)?;
-        if n == 0 {
-            return Err(io::Error::new(
-                io::ErrorKind::UnexpectedEof,
-                "the pack file shrank",
-            ));
-        }
-        self.pos += n as u64;
         Ok(n)
     }
 }

@@ -2,8 +2,9 @@
 //! (format: `docs/format.md`).
 
 use super::codec::{
-    compress_section, decode_info, decode_manifest, encode_info, encode_manifest, header_bytes,
-    open_container, trailer_bytes, AtomicFile, Dec, DecResult, Enc, Trailer, HEADER_LEN,
+    add_guards, compress_section, decode_info, decode_manifest, encode_info, encode_manifest,
+    header_bytes, open_container, trailer_bytes, AtomicFile, Dec, DecResult, Enc, Trailer,
+    HEADER_LEN,
 };
 use super::error::{FormatError, Role};
 use super::State;
@@ -52,10 +53,8 @@ pub fn write_state(path: &Path, state: &State) -> Result<(), FormatError> {
         compression,
         section_checksum: xxh3_128(&stored),
     };
-    let mut bytes = Vec::with_capacity(stored.len() + 80);
-    bytes.extend_from_slice(&header);
-    bytes.extend_from_slice(&stored);
-    bytes.extend_from_slice(&trailer_bytes(&header, &trailer));
+    // Guard bytes like a pack's: one container format, one reader.
+    let bytes = add_guards(&[&header[..], &stored, &trailer_bytes(&header, &trailer)].concat());
     atomic
         .file()
         .write_all(&bytes)

@@ -3,6 +3,7 @@
 //! writer's validation on purpose, so that the reader's (and `restore`'s)
 //! defences can be exercised with valid checksums around hostile content.
 
+pub use super::codec::{add_guards, remove_guards, GUARD, GUARD_SPACING};
 use super::codec::{
     encode_info, header_bytes, trailer_bytes, Enc, Trailer, COMPRESSION_RAW, COMPRESSION_ZSTD,
     HEADER_LEN, TRAILER_LEN,
@@ -240,7 +241,8 @@ fn raw_manifest(e: &mut Enc, entries: &[RawEntry], with_mtime: bool, count: Opti
 }
 
 /// Header, blob area, section (raw or one zstd frame) and a trailer whose
-/// checksums match.
+/// checksums match, with the guard bytes of every pack (so that offsets
+/// in `section` are logical ones, as in a pack `save` writes).
 pub fn assemble(area: &[u8], section: &[u8], zstd_section: bool, declared: Option<u64>) -> Vec<u8> {
     let (compression, stored) = if zstd_section {
         (
@@ -258,19 +260,33 @@ pub fn assemble(area: &[u8], section: &[u8], zstd_section: bool, declared: Optio
         compression,
         section_checksum: xxh3_128(&stored),
     };
-    [
-        &header[..],
-        area,
-        &stored,
-        &trailer_bytes(&header, &trailer),
-    ]
-    .concat()
+    add_guards(
+        &[
+            &header[..],
+            area,
+            &stored,
+            &trailer_bytes(&header, &trailer),
+        ]
+        .concat(),
+    )
 }
 
 /// Recomputes the section and trailer checksums of `bytes` in place (when
-/// the trailer's offsets fit), so that a fuzzer's mutations reach the
-/// decoder instead of stopping at a checksum. Returns whether it could.
+/// the trailer's offsets fit) and zeroes its guard bytes, so that a
+/// fuzzer's mutations reach the decoder instead of stopping at a checksum.
+/// Returns whether it could (not for a length no pack has).
 pub fn fix_checksums(bytes: &mut [u8]) -> bool {
+    let Some(mut logical) = remove_guards(bytes) else {
+        return false;
+    };
+    if !fix_logical_checksums(&mut logical) {
+        return false;
+    }
+    bytes.copy_from_slice(&add_guards(&logical));
+    true
+}
+
+fn fix_logical_checksums(bytes: &mut [u8]) -> bool {
     let len = bytes.len() as u64;
     if len < HEADER_LEN + TRAILER_LEN {
         return false;
