@@ -60,9 +60,12 @@ struct Outcome {
     output: String,
 }
 
-/// Builds `v1`, saves a checkpoint, then builds `v2` incrementally from it
-/// and cleanly, in the same build directory path.
-fn incremental_make(edit: impl Fn(&Path)) -> Outcome {
+/// Builds `v1` in the build directory and saves a checkpoint of it; then
+/// lays out `v2` (`v1` edited) fresh in the same directory and snapshots
+/// it. Returns the workspace, `v2`'s sources and the checkpoint.
+fn first_build_then_edited(
+    edit: impl Fn(&Path),
+) -> (Workspace, std::path::PathBuf, std::path::PathBuf) {
     let ws = Workspace::new();
     let v1 = ws.dir.path().join("v1");
     write_make_project(&v1);
@@ -81,15 +84,29 @@ fn incremental_make(edit: impl Fn(&Path)) -> Outcome {
     ws.fresh_root();
     unpack(&v2, &project);
     ws.snapshot();
+    (ws, v2, checkpoint)
+}
+
+/// `v2`'s app built clean, in the same build directory path.
+fn clean_build(ws: &Workspace, v2: &Path) -> Vec<u8> {
+    let project = ws.root().join("project");
+    ws.fresh_root();
+    unpack(v2, &project);
+    sh(&project, "make");
+    std::fs::read(project.join("app")).unwrap()
+}
+
+/// Builds `v1`, saves a checkpoint, then builds `v2` incrementally from it
+/// and cleanly, in the same build directory path.
+fn incremental_make(edit: impl Fn(&Path)) -> Outcome {
+    let (ws, v2, checkpoint) = first_build_then_edited(edit);
+    let project = ws.root().join("project");
     ws.restore(&checkpoint);
     let log = sh(&project, "make");
     let app = std::fs::read(project.join("app")).unwrap();
     let output = sh(&project, "./app");
 
-    ws.fresh_root();
-    unpack(&v2, &project);
-    sh(&project, "make");
-    let clean_app = std::fs::read(project.join("app")).unwrap();
+    let clean_app = clean_build(&ws, &v2);
     let clean_output = sh(&project, "./app");
     assert_eq!(output, clean_output);
     ws.assert_canary_intact();
@@ -147,23 +164,8 @@ fn make_changed_header_recompiles_its_includers() {
 /// must fall back (exit 3, the tree untouched, the reason given), and the
 /// full build that follows equals a clean one.
 fn make_falls_back(edit: impl Fn(&Path), reason: &str) {
-    let ws = Workspace::new();
-    let v1 = ws.dir.path().join("v1");
-    write_make_project(&v1);
-    let v2 = ws.dir.path().join("v2");
-    std::fs::create_dir(&v2).unwrap();
-    unpack(&v1, &v2);
-    edit(&v2);
+    let (ws, v2, checkpoint) = first_build_then_edited(edit);
     let project = ws.root().join("project");
-    ws.fresh_root();
-    unpack(&v1, &project);
-    ws.snapshot();
-    sh(&project, "make");
-    let checkpoint = ws.save("v1-checkpoint");
-
-    ws.fresh_root();
-    unpack(&v2, &project);
-    ws.snapshot();
     let out = ws.run(&[
         "restore",
         "--root",
@@ -179,10 +181,7 @@ fn make_falls_back(edit: impl Fn(&Path), reason: &str) {
     );
     sh(&project, "make");
     let app = std::fs::read(project.join("app")).unwrap();
-    ws.fresh_root();
-    unpack(&v2, &project);
-    sh(&project, "make");
-    assert_eq!(app, std::fs::read(project.join("app")).unwrap());
+    assert_eq!(app, clean_build(&ws, &v2));
     ws.assert_canary_intact();
 }
 

@@ -247,6 +247,16 @@ fn every_combination_matches_the_rules() {
 }
 
 fn gate_for(change: Change, r: Reads, tool: BuildTool, vars: Vars) -> Gate {
+    gate_with(change, r, tool, vars, true)
+}
+
+fn gate_with(
+    change: Change,
+    r: Reads,
+    tool: BuildTool,
+    vars: Vars,
+    dependency_files: bool,
+) -> Gate {
     let before_tree = m(sources());
     let now = changed(change);
     let changes = SourceChanges::between(&before_tree, &now);
@@ -260,7 +270,7 @@ fn gate_for(change: Change, r: Reads, tool: BuildTool, vars: Vars) -> Gate {
         reads: rd.as_ref(),
         skip_allowed: true,
         configure_disabled: false,
-        dependency_files: true,
+        dependency_files,
         force: false,
     })
 }
@@ -425,23 +435,14 @@ fn own_records_are_not_source_changes() {
 
 #[test]
 fn a_header_without_dependency_files_falls_back_for_make_only() {
-    let before_tree = m(sources());
-    let now = changed(Change::Header);
-    let changes = SourceChanges::between(&before_tree, &now);
-    let diff = recipes(Vars::Same);
-    let rd = reads(Reads::ConfigureScript);
     let gate = |tool| {
-        decide(&Facts {
-            stage: Stage::BeforeConfigure,
-            recipe: &diff,
+        gate_with(
+            Change::Header,
+            Reads::ConfigureScript,
             tool,
-            changes: &changes,
-            reads: rd.as_ref(),
-            skip_allowed: true,
-            configure_disabled: false,
-            dependency_files: false,
-            force: false,
-        })
+            Vars::Same,
+            false,
+        )
     };
     match gate(BuildTool::Make) {
         Gate::FallBack { why } => assert!(
