@@ -66,7 +66,7 @@ pub enum CliCommand {
         #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(i32).range(0..=19))]
         level: i32,
     },
-    /// Before the build step of a later build: bring back the products of the checkpoint.
+    /// In a later build (before configure, or before the build step): bring back the products of the checkpoint.
     Restore {
         #[command(flatten)]
         root: RootArg,
