@@ -165,6 +165,14 @@ rec {
   makeStructuredFlag = let s = withAttrs (makeOf null) { __structuredAttrs = true; }; in
     changeOf s (withAttrs s { makeFlags = [ "PREFIX=$(out)" "CFLAGS=-O1" ]; });
 
+  # The configure phase leaves shell state that a later phase reads: a
+  # skipped configure must leave it too.
+  makeConfigureState = let withState = drv: drv.overrideAttrs {
+      postConfigure = ''export FROM_CONFIGURE=yes; makeFlagsArray+=("CONF_NOTE=set by configure")'';
+      preBuild = ''[ "''${FROM_CONFIGURE:-}" = yes ] || { echo "FROM_CONFIGURE is not set" >&2; exit 1; }'';
+      postInstall = ''echo "$FROM_CONFIGURE ''${makeFlagsArray[*]}" > $out/share/app/configure-state'';
+    }; in changeOf (withState (makeOf null))
+      (withState (makeOf "sed -i 's/plugins:/plugins found:/' src/main.c"));
   makeFlagsChange = changeOf (makeOf null)
     (withAttrs (makeOf null) { makeFlags = [ "PREFIX=$(out)" "CFLAGS=-O1" ]; });
   makeBuildFile = changeOf (makeOf null)

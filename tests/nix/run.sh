@@ -176,7 +176,8 @@ test_make() {
   prebuild makeNoChange.inc makeNoChange.clean makeHeader.inc makeHeader.clean makeNewFile.inc \
     makeNewFile.clean makeDeleted.inc makeDeleted.clean makeBinary.inc makeBinary.clean \
     makeSymlink.inc makeSymlink.clean makeMode.inc makeMode.clean makeFlagsChange.inc \
-    makeFlagsChange.clean makeBuildFile.inc makeBuildFile.clean makeCheckInput.inc makeCheckInput.clean
+    makeFlagsChange.clean makeBuildFile.inc makeBuildFile.clean makeCheckInput.inc makeCheckInput.clean \
+    makeConfigureState.inc makeConfigureState.clean
   incremental_case makeNoChange ""
   incremental_case makeHeader "src/main.c src/plugin_a.c src/plugin_b.c"
   incremental_case makeNewFile "src/plugin_c.c"
@@ -187,6 +188,7 @@ test_make() {
   incremental_case makeFlagsChange FULL "fallback:the build's recipe changed: makeFlags"
   incremental_case makeBuildFile FULL "fallback:a build description changed (make-project/Makefile)"
   incremental_case makeCheckInput "src/main.c"
+  incremental_case makeConfigureState "src/main.c"
 }
 
 test_static() {
