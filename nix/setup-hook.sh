@@ -30,7 +30,8 @@
 #                       When configure runs and a checkpoint is made, the
 #                       files it reads are tracked (access times).
 #   postConfigureHooks  record what configure read and the shell state it
-#                       left (.nckp-configure/, saved as products).
+#                       left (.nckp-configure/, saved as products); added
+#                       last, when configure is about to run.
 #   preBuildHooks       the deferred restore; or, when the phase above never
 #                       ran (custom `phases`), snapshot and restore here.
 #   preInstallHooks     the same, if the build phase was skipped (dontBuild).
@@ -240,6 +241,9 @@ _nixCheckpointPrepare() { # before-configure | after-configure
     _nixCheckpoint track-configure --start --root "$NIX_BUILD_TOP" --state "$_nckpStateFile" || _nckpRc=$?
     [ "$_nckpRc" = 0 ] || _nixCheckpointFail track-configure "$_nckpRc"
     _nixCheckpointTracking=1
+    # Registered now, after every setup hook was sourced: the last of the
+    # postConfigure hooks, so that what the others leave is recorded too.
+    postConfigureHooks+=(_nixCheckpointAfterConfigure)
     _nixCheckpointRememberVars
     # No configure phase at all: nothing to read, nothing to re-establish.
     [ -z "${dontConfigure:-}" ] || _nixCheckpointAfterConfigure
@@ -295,7 +299,6 @@ _nixCheckpointAppendTo() { # VAR WORD: arrays and plain strings alike
 }
 
 _nixCheckpointAppendTo preConfigurePhases nixCheckpointBeforeConfigurePhase
-postConfigureHooks+=(_nixCheckpointAfterConfigure)
 preBuildHooks+=(nixCheckpointPreBuild)
 preInstallHooks+=(nixCheckpointPreBuild)
 postInstallHooks+=(nixCheckpointSave)
