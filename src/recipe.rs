@@ -460,7 +460,8 @@ impl Recipe {
         }
     }
 
-    fn is_set(&self, name: &str) -> bool {
+    /// Set to something non-empty (bash's `[ -n "$NAME" ]`).
+    pub fn is_set(&self, name: &str) -> bool {
         match self.vars.get(name) {
             Some(Value::Scalar(v)) => !v.is_empty(),
             Some(Value::Array(items)) => !items.is_empty(),

@@ -160,7 +160,12 @@ pub fn run(
 
     let tool = BuildTool::of(&checkpoint_data.after);
     let changes = SourceChanges::between(&checkpoint_data.before, &now_scan.manifest);
-    let reads = configure_reads(&reader, &mut warnings);
+    // Only the decision before configure asks what configure read.
+    let reads = if options.before_configure {
+        configure_reads(&reader, &mut warnings)
+    } else {
+        None
+    };
     let gate = gate::decide(&gate::Facts {
         stage: if options.before_configure {
             Stage::BeforeConfigure
@@ -173,8 +178,7 @@ pub fn run(
         reads: reads.as_ref(),
         skip_allowed: !skip_configure_turned_off(&tree.info.recipe),
         dependency_files: gate::has_dependency_files(&checkpoint_data.after),
-        configure_disabled: matches!(tree.info.recipe.vars.get("dontConfigure"),
-            Some(recipe::Value::Scalar(v)) if !v.is_empty()),
+        configure_disabled: tree.info.recipe.is_set("dontConfigure"),
         force: options.force,
     });
     let (skip_configure, note) = match gate {
