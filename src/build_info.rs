@@ -4,7 +4,7 @@
 //! [`BuildInfo::from_env`] is pure: `config` hands it the environment as data.
 
 use crate::recipe::Recipe;
-use crate::store_path::{find_store_paths, StorePath};
+use crate::rewrite::store_path::{find_store_paths, StorePath};
 use std::collections::BTreeSet;
 
 pub const DEFAULT_STORE_DIR: &[u8] = b"/nix/store";

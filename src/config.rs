@@ -5,8 +5,8 @@
 use crate::build_info::BuildInfo;
 use crate::cli::{Cli, CliCommand, RecipeArg, RootArg};
 use crate::recipe::Recipe;
-use crate::store_path::StorePath;
-use crate::tree::scan::Exclusions;
+use crate::rewrite::store_path::StorePath;
+use crate::scan::Exclusions;
 use crate::tree::RelPath;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};

@@ -8,9 +8,9 @@ pub enum Error {
     #[error(transparent)]
     Config(#[from] crate::config::ConfigError),
     #[error(transparent)]
-    Scan(#[from] crate::tree::scan::ScanError),
+    Scan(#[from] crate::scan::ScanError),
     #[error(transparent)]
-    Format(#[from] crate::checkpoint::FormatError),
+    Format(#[from] crate::checkpoint::CheckpointError),
     #[error(transparent)]
     Apply(#[from] crate::apply::ApplyError),
     #[error("cannot start {threads} worker threads: {message}")]

@@ -1,9 +1,14 @@
 //! nix-checkpoint: incremental builds for Nix.
 //!
-//! The pipeline: `cli` parses flags, `config` validates them against the
-//! environment, `commands` run one subcommand each over `tree::scan`,
-//! `checkpoint` (the on-disk format), `merge` (a pure three-way plan) and
-//! `apply` (the only module that writes into a build tree).
+//! The pipeline, in the order a restore runs it: `cli` parses flags and
+//! `config` validates them against the environment; then `commands` runs one
+//! subcommand over
+//! `scan` (walk and hash a build tree into a `tree::Manifest`) →
+//! `recipe` and `gate` (pure: may the checkpoint be used, and may configure
+//! be skipped) → `plan` (pure: the three-way merge of before, after and now)
+//! → `apply` (the only module that writes into a build tree).
+//! `checkpoint` is the on-disk format `save` writes and `restore` reads;
+//! `rewrite` masks and relocates the build's own store paths in contents.
 
 pub mod apply;
 pub mod build_info;
@@ -14,9 +19,10 @@ pub mod config;
 pub mod error;
 pub mod exit_code;
 pub mod gate;
-pub mod merge;
+pub mod plan;
 pub mod recipe;
-pub mod store_path;
+pub mod rewrite;
+pub mod scan;
 pub mod tree;
 
 use exit_code::ExitCode;

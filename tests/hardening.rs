@@ -1367,7 +1367,7 @@ fn relative_state_path_without_a_directory() {
 /// crafted-pack cases "product mtime ..." above cover it through the binary.
 #[test]
 fn fuzz_fresh_mtime_saturates_at_i64_max() {
-    use nix_checkpoint::merge::plan;
+    use nix_checkpoint::plan::plan;
     use nix_checkpoint::tree::{Entry, Manifest, Node, RelPath, Timestamp};
     let dir = |secs: i64| Entry {
         path: RelPath::new(b"a").unwrap(),
@@ -1383,7 +1383,7 @@ fn fuzz_fresh_mtime_saturates_at_i64_max() {
     // The planner moves it back (#12, 1), so it no longer lies in the future...
     assert_eq!(plan.fresh_mtime, now);
     assert!(plan.actions.iter().all(|a| match a {
-        nix_checkpoint::merge::Action::Retime { mtime, .. } => mtime.plus_secs(1) <= now,
+        nix_checkpoint::plan::Action::Retime { mtime, .. } => mtime.plus_secs(1) <= now,
         _ => true,
     }));
     // ...and restore (and verify) refuse such a checkpoint before planning.
@@ -1399,7 +1399,7 @@ fn fuzz_fresh_mtime_saturates_at_i64_max() {
     // The latest accepted mtime is accepted, and moved back too.
     let b = Manifest::new(vec![dir(nix_checkpoint::apply::MAX_RESTORED_SECS)]).unwrap();
     nix_checkpoint::apply::check_checkpoint(Path::new("/build"), &b, now).unwrap();
-    let plan = nix_checkpoint::merge::plan(&p, &b, &c, now);
+    let plan = nix_checkpoint::plan::plan(&p, &b, &c, now);
     nix_checkpoint::apply::check_plan(Path::new("/build"), &plan).unwrap();
     assert_eq!(plan.fresh_mtime, now);
 }

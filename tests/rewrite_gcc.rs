@@ -6,8 +6,8 @@
 mod util;
 
 use nix_checkpoint::build_info::BuildInfo;
-use nix_checkpoint::store_path::rewrite::Rewriter;
-use nix_checkpoint::store_path::{StorePath, NIX_BASE32};
+use nix_checkpoint::rewrite::store_path::{StorePath, NIX_BASE32};
+use nix_checkpoint::rewrite::Rewriter;
 use std::path::Path;
 use std::process::Command;
 

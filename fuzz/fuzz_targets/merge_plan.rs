@@ -1,5 +1,5 @@
 //! Arbitrary P, B, C manifests (over a small universe of paths, so that
-//! paths collide in every combination) -> merge::plan, then the invariants
+//! paths collide in every combination) -> plan::plan, then the invariants
 //! `apply` relies on:
 //! - actions strictly sorted by path (so unique);
 //! - each action agrees with C (what it removes, replaces or keeps exists
@@ -11,7 +11,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use nix_checkpoint::apply::{check_plan, ApplyError};
-use nix_checkpoint::merge::{plan, Action};
+use nix_checkpoint::plan::{plan, Action};
 use nix_checkpoint::tree::{Entry, Kind, Manifest, Node, RelPath, Timestamp};
 use std::collections::BTreeMap;
 

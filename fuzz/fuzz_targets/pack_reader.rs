@@ -9,7 +9,7 @@ use nix_checkpoint::apply::{BlobSource, StreamError};
 use nix_checkpoint::checkpoint::testing::{fix_checksums, open_bytes};
 use nix_checkpoint::checkpoint::PackReader;
 use nix_checkpoint::exit_code::ExitCode;
-use nix_checkpoint::store_path::rewrite::Rewriter;
+use nix_checkpoint::rewrite::Rewriter;
 
 fn exercise(reader: &PackReader) {
     let cp = reader.checkpoint();

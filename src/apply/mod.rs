@@ -1,4 +1,4 @@
-//! Executes a merge [`Plan`](crate::merge::Plan) on disk, never following a
+//! Executes a merge [`Plan`](crate::plan::Plan) on disk, never following a
 //! symlink in any path component.
 //!
 //! This is the only code that writes into a build tree. Both the tree and
@@ -46,8 +46,8 @@ mod tests;
 pub use error::{ApplyError, Op};
 pub use safe_dir::SafeRoot;
 
-use crate::merge::{Action, Plan};
-use crate::store_path::rewrite::Rewriter;
+use crate::plan::{Action, Plan};
+use crate::rewrite::Rewriter;
 use crate::tree::{ContentHash, Entry, Kind, Node, RelPath, Timestamp};
 use nix::errno::Errno;
 use rayon::prelude::*;

@@ -4,9 +4,9 @@
 
 use super::error::{ApplyError, Op};
 use super::MARKER;
-use crate::merge::{Action, Plan};
+use crate::plan::{Action, Plan};
+use crate::scan::Exclusions;
 use crate::tree::rel_path::PATH_MAX;
-use crate::tree::scan::Exclusions;
 use crate::tree::{Kind, Manifest, Node, RelPath, Timestamp};
 use std::collections::HashMap;
 use std::path::Path;

@@ -1,6 +1,6 @@
 use super::*;
 use crate::exit_code::ExitCode;
-use crate::merge::{FreshReason, SkipReason};
+use crate::plan::{FreshReason, SkipReason};
 use std::collections::{BTreeMap, HashMap};
 use std::os::fd::AsFd;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};

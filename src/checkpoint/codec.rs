@@ -3,10 +3,10 @@
 //! manifests, the header/section/trailer container, bounded decompression,
 //! and atomic file replacement.
 
-use super::error::{FormatError, Role};
+use super::error::{CheckpointError, Role};
 use crate::build_info::BuildInfo;
 use crate::recipe::{Recipe, Value};
-use crate::store_path::StorePath;
+use crate::rewrite::store_path::StorePath;
 use crate::tree::manifest::PERMISSION_BITS;
 use crate::tree::{Entry, Manifest, Node, RelPath, Timestamp};
 use std::fs::File;
@@ -42,7 +42,7 @@ pub const BUDGET_PER_TREE_ENTRY: usize = 2 * (ENTRY_COST + 128);
 /// path's allocation (charged separately by length), and the planner's
 /// row and action for it in `restore`.
 pub const ENTRY_COST: usize =
-    std::mem::size_of::<Entry>() + std::mem::size_of::<crate::merge::Action>() + 64;
+    std::mem::size_of::<Entry>() + std::mem::size_of::<crate::plan::Action>() + 64;
 /// Most entries accepted in one manifest.
 pub const MAX_ENTRIES: usize = 8 << 20;
 /// Most blobs accepted in one pack.
@@ -112,7 +112,7 @@ impl Enc {
 }
 
 /// A cursor over untrusted bytes: every read is bounds-checked and every
-/// failure is a message for [`FormatError::Unsafe`].
+/// failure is a message for [`CheckpointError::Unsafe`].
 pub struct Dec<'a> {
     buf: &'a [u8],
     pos: usize,
@@ -803,20 +803,20 @@ pub fn open_container(
     magic: &[u8; 8],
     blobs_allowed: bool,
     budget: usize,
-) -> Result<Container, FormatError> {
-    let corrupt = |op: &str, detail: String| FormatError::Corrupt {
+) -> Result<Container, CheckpointError> {
+    let corrupt = |op: &str, detail: String| CheckpointError::Corrupt {
         role,
         path: path.to_owned(),
         op: op.into(),
         detail,
     };
-    let unsupported = |op: &str, detail: String| FormatError::Unsupported {
+    let unsupported = |op: &str, detail: String| CheckpointError::Unsupported {
         role,
         path: path.to_owned(),
         op: op.into(),
         detail,
     };
-    let unsafe_ = |op: &str, detail: String| FormatError::Unsafe {
+    let unsafe_ = |op: &str, detail: String| CheckpointError::Unsafe {
         role,
         path: path.to_owned(),
         op: op.into(),
@@ -828,14 +828,14 @@ pub fn open_container(
         if source.kind() == io::ErrorKind::NotFound
             || source.raw_os_error() == Some(nix::errno::Errno::ENOTDIR as i32)
         {
-            FormatError::Missing {
+            CheckpointError::Missing {
                 role,
                 path: path.to_owned(),
                 op: op.into(),
                 source,
             }
         } else {
-            FormatError::Read {
+            CheckpointError::Read {
                 role,
                 path: path.to_owned(),
                 op: op.into(),
@@ -1063,14 +1063,14 @@ impl AtomicFile {
     /// finish), removes stale temporary files of killed writers (regular
     /// files named `.NAME.tmp*`: under the lock no live writer has one), and
     /// creates `dir/.NAME.tmp.<pid>.<time>.<n>` exclusively (mode 0644).
-    pub fn create(dest: &Path) -> Result<AtomicFile, FormatError> {
+    pub fn create(dest: &Path) -> Result<AtomicFile, CheckpointError> {
         // `Path::new("state").parent()` is `Some("")`: that is the current
         // directory, which `File::open("")` (for the directory fsync) is not.
         let dir = match dest.parent() {
             Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
             _ => PathBuf::from("."),
         };
-        let lock_err = |op: &str, e: io::Error| FormatError::Write {
+        let lock_err = |op: &str, e: io::Error| CheckpointError::Write {
             path: dir.clone(),
             op: op.into(),
             source: e,
@@ -1089,7 +1089,7 @@ impl AtomicFile {
                     && entry.file_type().is_ok_and(|t| t.is_file());
                 if stale {
                     let path = entry.path();
-                    std::fs::remove_file(&path).map_err(|e| FormatError::Write {
+                    std::fs::remove_file(&path).map_err(|e| CheckpointError::Write {
                         path,
                         op: "remove a stale temporary file".into(),
                         source: e,
@@ -1104,7 +1104,7 @@ impl AtomicFile {
             .mode(0o644)
             .custom_flags(nix::fcntl::OFlag::O_NOFOLLOW.bits())
             .open(&temp)
-            .map_err(|e| FormatError::Write {
+            .map_err(|e| CheckpointError::Write {
                 path: temp.clone(),
                 op: "create the temporary file".into(),
                 source: e,
@@ -1122,8 +1122,8 @@ impl AtomicFile {
         self.file.as_ref().expect("open until commit")
     }
 
-    pub fn write_err(&self, op: &str, source: io::Error) -> FormatError {
-        FormatError::Write {
+    pub fn write_err(&self, op: &str, source: io::Error) -> CheckpointError {
+        CheckpointError::Write {
             path: self.temp.clone(),
             op: op.into(),
             source,
@@ -1131,11 +1131,11 @@ impl AtomicFile {
     }
 
     /// fsync, rename over the destination, fsync the directory.
-    pub fn commit(mut self) -> Result<(), FormatError> {
+    pub fn commit(mut self) -> Result<(), CheckpointError> {
         let file = self.file.take().expect("open until commit");
         file.sync_all().map_err(|e| self.write_err("fsync", e))?;
         drop(file);
-        std::fs::rename(&self.temp, &self.dest).map_err(|e| FormatError::Write {
+        std::fs::rename(&self.temp, &self.dest).map_err(|e| CheckpointError::Write {
             path: self.dest.clone(),
             op: format!("rename {} into place", self.temp.display()),
             source: e,
@@ -1144,7 +1144,7 @@ impl AtomicFile {
         self.temp = PathBuf::new();
         File::open(&self.dir)
             .and_then(|d| d.sync_all())
-            .map_err(|e| FormatError::Write {
+            .map_err(|e| CheckpointError::Write {
                 path: self.dir.clone(),
                 op: "fsync the directory".into(),
                 source: e,

@@ -1,4 +1,4 @@
-//! [`FormatError`]: everything that can go wrong reading or writing a pack or
+//! [`CheckpointError`]: everything that can go wrong reading or writing a pack or
 //! a state file, each variant naming the file and the operation.
 
 use crate::exit_code::ExitCode;
@@ -12,14 +12,14 @@ pub enum Role {
     /// A checkpoint pack (`checkpoint.nckp`), read by `restore`/`verify`.
     Checkpoint,
     /// The snapshot state file, written by `snapshot`, read by `save`.
-    State,
+    Snapshot,
 }
 
 impl std::fmt::Display for Role {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
             Role::Checkpoint => "checkpoint",
-            Role::State => "snapshot state",
+            Role::Snapshot => "snapshot state",
         })
     }
 }
@@ -28,28 +28,28 @@ impl Role {
     fn remedy_missing(self) -> &'static str {
         match self {
             Role::Checkpoint => "check the path, or build the checkpoint with prepareCheckpointBuild",
-            Role::State => "run `nix-checkpoint snapshot --state FILE` before the build and pass the same --state to `save`",
+            Role::Snapshot => "run `nix-checkpoint snapshot --state FILE` before the build and pass the same --state to `save`",
         }
     }
 
     fn remedy_rebuild(self) -> &'static str {
         match self {
             Role::Checkpoint => "rebuild the checkpoint with prepareCheckpointBuild",
-            Role::State => "run `nix-checkpoint snapshot --state FILE` again before the build",
+            Role::Snapshot => "run `nix-checkpoint snapshot --state FILE` again before the build",
         }
     }
 
     fn remedy_unsupported(self) -> &'static str {
         match self {
             Role::Checkpoint => "this nix-checkpoint reads format version 2: rebuild the checkpoint with prepareCheckpointBuild using this nix-checkpoint",
-            Role::State => "run `snapshot` and `save` with the same nix-checkpoint",
+            Role::Snapshot => "run `snapshot` and `save` with the same nix-checkpoint",
         }
     }
 
     fn remedy_unsafe(self) -> &'static str {
         match self {
             Role::Checkpoint => "it was refused and nothing was written; rebuild the checkpoint with prepareCheckpointBuild from a trusted source",
-            Role::State => "run `nix-checkpoint snapshot --state FILE` again before the build",
+            Role::Snapshot => "run `nix-checkpoint snapshot --state FILE` again before the build",
         }
     }
 }
@@ -57,7 +57,7 @@ impl Role {
 /// An error about a pack or state file. Every variant carries the file and
 /// the operation that failed.
 #[derive(Debug, thiserror::Error)]
-pub enum FormatError {
+pub enum CheckpointError {
     /// The file does not exist (or a path component is missing).
     #[error("{}: {role} not found ({op}): {source}; {}", .path.display(), .role.remedy_missing())]
     Missing {
@@ -138,26 +138,26 @@ fn write_hint(err: &io::Error) -> &'static str {
     }
 }
 
-impl FormatError {
+impl CheckpointError {
     pub fn exit_code(&self) -> ExitCode {
         let role = match self {
-            FormatError::Missing { role, .. }
-            | FormatError::Read { role, .. }
-            | FormatError::Corrupt { role, .. }
-            | FormatError::Unsupported { role, .. }
-            | FormatError::Unsafe { role, .. } => *role,
-            FormatError::Write { .. } => return ExitCode::WriteFailed,
-            FormatError::TreeRead { .. } => return ExitCode::TreeUnreadable,
-            FormatError::InvalidInput { .. } => return ExitCode::Internal,
+            CheckpointError::Missing { role, .. }
+            | CheckpointError::Read { role, .. }
+            | CheckpointError::Corrupt { role, .. }
+            | CheckpointError::Unsupported { role, .. }
+            | CheckpointError::Unsafe { role, .. } => *role,
+            CheckpointError::Write { .. } => return ExitCode::WriteFailed,
+            CheckpointError::TreeRead { .. } => return ExitCode::TreeUnreadable,
+            CheckpointError::InvalidInput { .. } => return ExitCode::Internal,
         };
-        if role == Role::State {
+        if role == Role::Snapshot {
             return ExitCode::StateInvalid;
         }
         match self {
-            FormatError::Missing { .. } => ExitCode::CheckpointMissing,
-            FormatError::Read { .. } => ExitCode::CheckpointUnreadable,
-            FormatError::Corrupt { .. } => ExitCode::CheckpointCorrupt,
-            FormatError::Unsupported { .. } => ExitCode::CheckpointUnsupported,
+            CheckpointError::Missing { .. } => ExitCode::CheckpointMissing,
+            CheckpointError::Read { .. } => ExitCode::CheckpointUnreadable,
+            CheckpointError::Corrupt { .. } => ExitCode::CheckpointCorrupt,
+            CheckpointError::Unsupported { .. } => ExitCode::CheckpointUnsupported,
             _ => ExitCode::CheckpointUnsafe,
         }
     }
@@ -165,14 +165,14 @@ impl FormatError {
     /// The file the error is about.
     pub fn path(&self) -> &std::path::Path {
         match self {
-            FormatError::Missing { path, .. }
-            | FormatError::Read { path, .. }
-            | FormatError::Corrupt { path, .. }
-            | FormatError::Unsupported { path, .. }
-            | FormatError::Unsafe { path, .. }
-            | FormatError::Write { path, .. }
-            | FormatError::TreeRead { path, .. }
-            | FormatError::InvalidInput { path, .. } => path,
+            CheckpointError::Missing { path, .. }
+            | CheckpointError::Read { path, .. }
+            | CheckpointError::Corrupt { path, .. }
+            | CheckpointError::Unsupported { path, .. }
+            | CheckpointError::Unsafe { path, .. }
+            | CheckpointError::Write { path, .. }
+            | CheckpointError::TreeRead { path, .. }
+            | CheckpointError::InvalidInput { path, .. } => path,
         }
     }
 }
@@ -183,7 +183,7 @@ mod tests {
 
     #[test]
     fn disk_full_says_so() {
-        let e = FormatError::Write {
+        let e = CheckpointError::Write {
             path: "/out/.checkpoint.nckp.tmp".into(),
             op: "write blob data".into(),
             source: io::Error::from_raw_os_error(nix::errno::Errno::ENOSPC as i32),
@@ -197,15 +197,15 @@ mod tests {
 
     #[test]
     fn state_errors_are_state_invalid() {
-        let e = FormatError::Corrupt {
-            role: Role::State,
+        let e = CheckpointError::Corrupt {
+            role: Role::Snapshot,
             path: "s".into(),
             op: "x".into(),
             detail: "y".into(),
         };
         assert_eq!(e.exit_code(), ExitCode::StateInvalid);
         assert!(e.to_string().contains("snapshot"));
-        let e = FormatError::Corrupt {
+        let e = CheckpointError::Corrupt {
             role: Role::Checkpoint,
             path: "s".into(),
             op: "x".into(),

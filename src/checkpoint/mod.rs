@@ -5,7 +5,7 @@
 mod codec;
 pub mod error;
 pub mod pack;
-pub mod state;
+pub mod snapshot;
 #[doc(hidden)]
 pub mod testing;
 
@@ -13,12 +13,12 @@ pub use codec::{
     BUDGET_PER_TREE_ENTRY, FORMAT_VERSION, MAX_BLOBS, MAX_BLOB_SIZE, MAX_DEPENDENCIES, MAX_ENTRIES,
     MAX_OUTPUTS, MAX_SECTION_RAW, MEMORY_BUDGET,
 };
-pub use error::{FormatError, Role};
+pub use error::{CheckpointError, Role};
 pub use pack::{
     files_to_store, write_checkpoint, BlobFile, BlobRecord, Compression, PackReader, VerifyStats,
     WriteOptions, WriteStats, PACK_MAGIC,
 };
-pub use state::{read_state, write_state, STATE_MAGIC};
+pub use snapshot::{read_snapshot, write_snapshot, SNAPSHOT_MAGIC};
 
 use crate::build_info::BuildInfo;
 use crate::tree::{ContentHash, Manifest};
@@ -54,7 +54,7 @@ pub struct BlobInfo {
 
 /// What `snapshot` records for `save`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct State {
+pub struct Snapshot {
     pub info: BuildInfo,
     pub before: Manifest,
 }

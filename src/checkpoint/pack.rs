@@ -6,7 +6,7 @@ use super::codec::{
     open_container, read_logical, trailer_bytes, AtomicFile, Dec, DecResult, Enc, GuardedWriter,
     LogicalRange, Trailer, COMPRESSION_RAW, COMPRESSION_ZSTD, HEADER_LEN, MAX_BLOBS, MAX_BLOB_SIZE,
 };
-use super::error::{FormatError, Role};
+use super::error::{CheckpointError, Role};
 use super::{BlobInfo, Checkpoint, PACK_FILE_NAME};
 use crate::build_info::BuildInfo;
 use crate::tree::{ContentHash, Entry, Manifest, Node, RelPath};
@@ -102,14 +102,14 @@ pub struct VerifyStats {
 }
 
 /// The files of B a checkpoint must store: regular files that are not in P
-/// or differ from P's entry ([`Entry::same_content`] is false).
+/// or differ from P's entry ([`Entry::same_content_and_mode`] is false).
 pub fn files_to_store<'a>(
     before: &'a Manifest,
     after: &'a Manifest,
 ) -> impl Iterator<Item = &'a Entry> + 'a {
     after.entries().iter().filter(move |e| {
         matches!(e.node, Node::File { .. })
-            && !matches!(before.get(&e.path), Some(p) if p.same_content(e))
+            && !matches!(before.get(&e.path), Some(p) if p.same_content_and_mode(e))
     })
 }
 
@@ -294,9 +294,9 @@ pub fn write_checkpoint(
     after: &Manifest,
     mut blobs: Vec<BlobFile>,
     options: &WriteOptions,
-) -> Result<WriteStats, FormatError> {
+) -> Result<WriteStats, CheckpointError> {
     let dest = output_dir.join(PACK_FILE_NAME);
-    let invalid = |op: &str, detail: String| FormatError::InvalidInput {
+    let invalid = |op: &str, detail: String| CheckpointError::InvalidInput {
         path: dest.clone(),
         op: op.into(),
         detail,
@@ -333,7 +333,7 @@ pub fn write_checkpoint(
         }
     }
 
-    std::fs::create_dir_all(output_dir).map_err(|e| FormatError::Write {
+    std::fs::create_dir_all(output_dir).map_err(|e| CheckpointError::Write {
         path: output_dir.to_owned(),
         op: "create the output directory".into(),
         source: e,
@@ -389,8 +389,8 @@ struct Out<'a> {
 }
 
 impl Out<'_> {
-    fn put(&mut self, data: &[u8], op: &str) -> Result<(), FormatError> {
-        self.w.write_all(data).map_err(|e| FormatError::Write {
+    fn put(&mut self, data: &[u8], op: &str) -> Result<(), CheckpointError> {
+        self.w.write_all(data).map_err(|e| CheckpointError::Write {
             path: self.temp.to_owned(),
             op: op.into(),
             source: e,
@@ -410,7 +410,7 @@ fn write_blobs(
     out: &mut Out,
     blobs: &[BlobFile],
     options: &WriteOptions,
-) -> Result<Vec<BlobRecord>, FormatError> {
+) -> Result<Vec<BlobRecord>, CheckpointError> {
     let budget = options.max_in_flight.max(1);
     let large = (budget / 4).max(1);
     let mut records = Vec::with_capacity(blobs.len());
@@ -430,7 +430,7 @@ fn write_blobs(
             total += blobs[i].size;
             i += 1;
         }
-        let prepared: Vec<Result<Prepared, FormatError>> = blobs[start..i]
+        let prepared: Vec<Result<Prepared, CheckpointError>> = blobs[start..i]
             .par_iter()
             .map(|b| prepare_small(b, options.level))
             .collect();
@@ -459,8 +459,8 @@ struct Prepared {
     data: Vec<u8>,
 }
 
-fn tree_err(path: &Path, op: &str, source: io::Error) -> FormatError {
-    FormatError::TreeRead {
+fn tree_err(path: &Path, op: &str, source: io::Error) -> CheckpointError {
+    CheckpointError::TreeRead {
         path: path.to_owned(),
         op: op.into(),
         source,
@@ -484,7 +484,7 @@ fn compress_small(raw: &[u8], level: i32) -> io::Result<Vec<u8>> {
     })
 }
 
-fn prepare_small(blob: &BlobFile, level: i32) -> Result<Prepared, FormatError> {
+fn prepare_small(blob: &BlobFile, level: i32) -> Result<Prepared, CheckpointError> {
     let mut src = SourceReader::open(blob)?;
     let mut raw = Vec::with_capacity(blob.size as usize);
     src.read_to_end(&mut raw)
@@ -511,7 +511,7 @@ fn prepare_small(blob: &BlobFile, level: i32) -> Result<Prepared, FormatError> {
     })
 }
 
-fn write_large(out: &mut Out, blob: &BlobFile, level: i32) -> Result<BlobRecord, FormatError> {
+fn write_large(out: &mut Out, blob: &BlobFile, level: i32) -> Result<BlobRecord, CheckpointError> {
     let offset = out.pos();
     let mut buf = vec![0u8; CHUNK];
     let src = SourceReader::open(blob)?;
@@ -562,7 +562,7 @@ struct SourceReader {
 }
 
 impl SourceReader {
-    fn open(blob: &BlobFile) -> Result<SourceReader, FormatError> {
+    fn open(blob: &BlobFile) -> Result<SourceReader, CheckpointError> {
         let file = std::fs::OpenOptions::new()
             .read(true)
             .custom_flags(nix::fcntl::OFlag::O_NOFOLLOW.bits())
@@ -652,15 +652,15 @@ impl PackReader {
     /// [`PackReader::verify`]): header, trailer, offsets, manifest checksum,
     /// every path, the manifests' invariants, the blob table, and that every
     /// new or changed file of B has its blob.
-    pub fn open(path: &Path) -> Result<PackReader, FormatError> {
+    pub fn open(path: &Path) -> Result<PackReader, CheckpointError> {
         PackReader::open_with_budget(path, super::codec::MEMORY_BUDGET)
     }
 
     /// [`PackReader::open`] allowing `budget` bytes of memory for the
     /// manifests (restore: more for a larger real tree).
-    pub fn open_with_budget(path: &Path, budget: usize) -> Result<PackReader, FormatError> {
+    pub fn open_with_budget(path: &Path, budget: usize) -> Result<PackReader, CheckpointError> {
         if is_nixpkgs_checkpoint(path) {
-            return Err(FormatError::Unsupported {
+            return Err(CheckpointError::Unsupported {
                 role: Role::Checkpoint,
                 path: path.to_owned(),
                 op: "open".into(),
@@ -674,7 +674,7 @@ impl PackReader {
         };
         let c = open_container(&path, Role::Checkpoint, &PACK_MAGIC, true, budget)?;
         let (checkpoint, records) = decode_section(&c.section, c.trailer.section_offset, budget)
-            .map_err(|detail| FormatError::Unsafe {
+            .map_err(|detail| CheckpointError::Unsafe {
                 role: Role::Checkpoint,
                 path: path.clone(),
                 op: "check the manifest".into(),
@@ -713,16 +713,17 @@ impl PackReader {
             .map(|i| &self.records[i])
     }
 
-    fn record(&self, hash: ContentHash) -> Result<&BlobRecord, FormatError> {
-        self.blob(hash).ok_or_else(|| FormatError::InvalidInput {
-            path: self.path.clone(),
-            op: "read a blob".into(),
-            detail: format!("the checkpoint has no blob {hash:032x}"),
-        })
+    fn record(&self, hash: ContentHash) -> Result<&BlobRecord, CheckpointError> {
+        self.blob(hash)
+            .ok_or_else(|| CheckpointError::InvalidInput {
+                path: self.path.clone(),
+                op: "read a blob".into(),
+                detail: format!("the checkpoint has no blob {hash:032x}"),
+            })
     }
 
     /// The content of a blob, checksum-verified.
-    pub fn read_blob(&self, hash: ContentHash) -> Result<Vec<u8>, FormatError> {
+    pub fn read_blob(&self, hash: ContentHash) -> Result<Vec<u8>, CheckpointError> {
         let rec = self.record(hash)?;
         let mut data = Vec::with_capacity(rec.raw_size.min(16 << 20) as usize);
         self.stream_record(rec, &mut |chunk| {
@@ -738,8 +739,8 @@ impl PackReader {
     pub fn stream_blob(
         &self,
         hash: ContentHash,
-        sink: &mut dyn FnMut(&[u8]) -> Result<(), FormatError>,
-    ) -> Result<u64, FormatError> {
+        sink: &mut dyn FnMut(&[u8]) -> Result<(), CheckpointError>,
+    ) -> Result<u64, CheckpointError> {
         let rec = self.record(hash)?;
         self.stream_record(rec, sink)?;
         Ok(rec.raw_size)
@@ -751,7 +752,7 @@ impl PackReader {
     pub fn verify_blobs(
         &self,
         hashes: impl IntoIterator<Item = ContentHash>,
-    ) -> Result<VerifyStats, FormatError> {
+    ) -> Result<VerifyStats, CheckpointError> {
         let mut wanted: Vec<&BlobRecord> = Vec::new();
         for hash in hashes {
             wanted.push(self.record(hash)?);
@@ -769,7 +770,7 @@ impl PackReader {
     }
 
     /// Decompresses and checks every blob, in parallel.
-    pub fn verify(&self) -> Result<VerifyStats, FormatError> {
+    pub fn verify(&self) -> Result<VerifyStats, CheckpointError> {
         self.records
             .par_iter()
             .try_for_each(|r| self.stream_record(r, &mut |_| Ok(())))?;
@@ -783,13 +784,13 @@ impl PackReader {
     fn stream_record(
         &self,
         rec: &BlobRecord,
-        sink: &mut dyn FnMut(&[u8]) -> Result<(), FormatError>,
-    ) -> Result<(), FormatError> {
+        sink: &mut dyn FnMut(&[u8]) -> Result<(), CheckpointError>,
+    ) -> Result<(), CheckpointError> {
         if let Some(content) = self.decompress_small(rec) {
             return sink(&content);
         }
         let op = || format!("read blob {:032x}", rec.hash);
-        let corrupt = |detail: String| FormatError::Corrupt {
+        let corrupt = |detail: String| CheckpointError::Corrupt {
             role: Role::Checkpoint,
             path: self.path.clone(),
             op: op(),
@@ -803,7 +804,7 @@ impl PackReader {
         let mut hasher = Xxh3::new();
         let mut total = 0u64;
         let mut buf = vec![0u8; CHUNK];
-        let mut pump = |reader: &mut dyn Read| -> Result<(), FormatError> {
+        let mut pump = |reader: &mut dyn Read| -> Result<(), CheckpointError> {
             loop {
                 let n = reader
                     .read(&mut buf)
@@ -813,7 +814,7 @@ impl PackReader {
                 }
                 total += n as u64;
                 if total > rec.raw_size {
-                    return Err(FormatError::Unsafe {
+                    return Err(CheckpointError::Unsafe {
                         role: Role::Checkpoint,
                         path: self.path.clone(),
                         op: op(),
@@ -901,7 +902,7 @@ impl crate::apply::BlobSource for PackReader {
     fn stream_blob(
         &self,
         hash: ContentHash,
-        rewriter: &crate::store_path::rewrite::Rewriter,
+        rewriter: &crate::rewrite::Rewriter,
         out: &mut dyn Write,
     ) -> Result<u64, crate::apply::StreamError> {
         use crate::apply::StreamError;
@@ -929,24 +930,24 @@ impl crate::apply::BlobSource for PackReader {
 
 /// A blob as a `Read`: decompressed, bounded by its declared size, and
 /// checked (size and checksum) at its end, where a mismatch is an error
-/// instead of EOF. The [`FormatError`] is kept in `error`.
+/// instead of EOF. The [`CheckpointError`] is kept in `error`.
 struct BlobReader<'a> {
     pack: &'a PackReader,
     rec: &'a BlobRecord,
     inner: Option<Box<dyn Read + 'a>>,
     hasher: Xxh3,
     total: u64,
-    error: &'a std::cell::RefCell<Option<FormatError>>,
+    error: &'a std::cell::RefCell<Option<CheckpointError>>,
 }
 
 impl BlobReader<'_> {
-    fn fail(&self, e: FormatError) -> io::Error {
+    fn fail(&self, e: CheckpointError) -> io::Error {
         let text = e.to_string();
         *self.error.borrow_mut() = Some(e);
         io::Error::new(io::ErrorKind::InvalidData, text)
     }
-    fn corrupt(&self, detail: String) -> FormatError {
-        FormatError::Corrupt {
+    fn corrupt(&self, detail: String) -> CheckpointError {
+        CheckpointError::Corrupt {
             role: Role::Checkpoint,
             path: self.pack.path.clone(),
             op: format!("read blob {:032x}", self.rec.hash),
@@ -983,7 +984,7 @@ impl Read for BlobReader<'_> {
         };
         self.total += n as u64;
         if self.total > self.rec.raw_size {
-            let err = FormatError::Unsafe {
+            let err = CheckpointError::Unsafe {
                 role: Role::Checkpoint,
                 path: self.pack.path.clone(),
                 op: format!("read blob {:032x}", self.rec.hash),

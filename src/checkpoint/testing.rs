@@ -8,7 +8,7 @@ use super::codec::{
     encode_info, header_bytes, trailer_bytes, Enc, Trailer, COMPRESSION_RAW, COMPRESSION_ZSTD,
     HEADER_LEN, TRAILER_LEN,
 };
-use super::error::FormatError;
+use super::error::CheckpointError;
 use super::pack::{PackReader, PACK_MAGIC};
 use crate::build_info::BuildInfo;
 use std::os::fd::{FromRawFd, OwnedFd};
@@ -311,7 +311,7 @@ fn fix_logical_checksums(bytes: &mut [u8]) -> bool {
 
 /// Opens `bytes` as a pack without touching the file system (a memfd),
 /// through the same [`PackReader::open`] as `restore`.
-pub fn open_bytes(bytes: &[u8]) -> Result<PackReader, FormatError> {
+pub fn open_bytes(bytes: &[u8]) -> Result<PackReader, CheckpointError> {
     // SAFETY: a C string literal; memfd_create returns a new fd or -1.
     let fd = unsafe { nix::libc::memfd_create(c"nckp-fuzz".as_ptr(), nix::libc::MFD_CLOEXEC) };
     assert!(fd >= 0, "memfd_create: {}", std::io::Error::last_os_error());

@@ -4,7 +4,7 @@
 use super::codec::{self, header_bytes, trailer_bytes, Enc, Trailer, HEADER_LEN};
 use super::*;
 use crate::exit_code::ExitCode;
-use crate::store_path::StorePath;
+use crate::rewrite::store_path::StorePath;
 use crate::tree::{Entry, Manifest, Node, RelPath, Timestamp};
 use std::collections::BTreeMap;
 use std::os::unix::ffi::OsStrExt;
@@ -322,7 +322,7 @@ fn is_rejection(code: ExitCode) -> bool {
 }
 
 /// Opens and verifies a pack: Ok only if everything checks out.
-fn open_and_verify(path: &Path) -> Result<PackReader, FormatError> {
+fn open_and_verify(path: &Path) -> Result<PackReader, CheckpointError> {
     let pack = PackReader::open(path)?;
     pack.verify()?;
     Ok(pack)
@@ -544,7 +544,7 @@ fn assemble(area: &[u8], section_raw: &[u8], declared: Option<u64>) -> Vec<u8> {
     super::testing::assemble(area, section_raw, true, declared)
 }
 
-fn open_bytes(bytes: &[u8]) -> Result<PackReader, FormatError> {
+fn open_bytes(bytes: &[u8]) -> Result<PackReader, CheckpointError> {
     let tmp = tempfile::tempdir().unwrap();
     let p = tmp.path().join(PACK_FILE_NAME);
     std::fs::write(&p, bytes).unwrap();
@@ -1002,8 +1002,8 @@ fn inconsistent_inputs_are_refused_before_writing() {
 
 // ------------------------------------------------------- state
 
-fn state() -> State {
-    State {
+fn state() -> Snapshot {
+    Snapshot {
         info: info(),
         before: Manifest::new(vec![
             dir(b"src", 1),
@@ -1018,15 +1018,15 @@ fn state() -> State {
 fn state_round_trip_and_corruption() {
     let tmp = tempfile::tempdir().unwrap();
     let p = tmp.path().join("state");
-    write_state(&p, &state()).unwrap();
-    assert_eq!(read_state(&p).unwrap(), state());
+    write_snapshot(&p, &state()).unwrap();
+    assert_eq!(read_snapshot(&p).unwrap(), state());
     assert_eq!(leftovers(tmp.path()), vec!["state".to_string()]);
     // Overwrite.
     let mut s2 = state();
     s2.before = Manifest::default();
-    write_state(&p, &s2).unwrap();
-    assert_eq!(read_state(&p).unwrap(), s2);
-    write_state(&p, &state()).unwrap();
+    write_snapshot(&p, &s2).unwrap();
+    assert_eq!(read_snapshot(&p).unwrap(), s2);
+    write_snapshot(&p, &state()).unwrap();
 
     let good = std::fs::read(&p).unwrap();
     let bad = tmp.path().join("bad");
@@ -1034,17 +1034,17 @@ fn state_round_trip_and_corruption() {
         let mut b = good.clone();
         b[i] ^= 0x01;
         std::fs::write(&bad, &b).unwrap();
-        let e = read_state(&bad).unwrap_err();
+        let e = read_snapshot(&bad).unwrap_err();
         assert_eq!(e.exit_code(), ExitCode::StateInvalid, "byte {i}: {e}");
     }
     for len in 0..good.len() {
         std::fs::write(&bad, &good[..len]).unwrap();
         assert_eq!(
-            read_state(&bad).unwrap_err().exit_code(),
+            read_snapshot(&bad).unwrap_err().exit_code(),
             ExitCode::StateInvalid
         );
     }
-    let e = read_state(&tmp.path().join("missing")).unwrap_err();
+    let e = read_snapshot(&tmp.path().join("missing")).unwrap_err();
     assert_eq!(e.exit_code(), ExitCode::StateInvalid);
     assert!(e.to_string().contains("snapshot"), "{e}");
     // A state is not a pack and vice versa.
@@ -1056,13 +1056,13 @@ fn state_round_trip_and_corruption() {
     let out = fx.root.parent().unwrap().join("out");
     write(&fx, &out, &opts(3, 1 << 20));
     assert_eq!(
-        read_state(&out.join(PACK_FILE_NAME))
+        read_snapshot(&out.join(PACK_FILE_NAME))
             .unwrap_err()
             .exit_code(),
         ExitCode::StateInvalid
     );
     // A failed state write leaves nothing (and no temp).
-    let e = write_state(&tmp.path().join("no/such/dir/state"), &state()).unwrap_err();
+    let e = write_snapshot(&tmp.path().join("no/such/dir/state"), &state()).unwrap_err();
     assert_eq!(e.exit_code(), ExitCode::WriteFailed);
 }
 
@@ -1543,7 +1543,7 @@ fn no_store_hash_survives_in_a_pack_or_a_state() {
             crate::apply::BlobSource::stream_blob(
                 &pack,
                 hash,
-                &crate::store_path::rewrite::Rewriter::identity(),
+                &crate::rewrite::Rewriter::identity(),
                 &mut streamed,
             )
             .unwrap();
@@ -1553,14 +1553,14 @@ fn no_store_hash_survives_in_a_pack_or_a_state() {
 
     // The state file shares the container, guards included.
     let state_path = tmp.path().join("state");
-    let state = State {
+    let state = Snapshot {
         info: info.clone(),
         before: after.clone(),
     };
-    write_state(&state_path, &state).unwrap();
+    write_snapshot(&state_path, &state).unwrap();
     let bytes = std::fs::read(&state_path).unwrap();
     assert!(longest_base32_run(&bytes) < 32);
-    assert_eq!(read_state(&state_path).unwrap(), state);
+    assert_eq!(read_snapshot(&state_path).unwrap(), state);
 }
 
 /// The `pack_reader` fuzz seeds are sound packs of the current format (a

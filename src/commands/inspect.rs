@@ -11,7 +11,7 @@ use std::time::Instant;
 fn status(before: Option<&Entry>, after: &Entry) -> &'static str {
     match before {
         None => "product",
-        Some(b) if b.same_content(after) => "unchanged",
+        Some(b) if b.same_content_and_mode(after) => "unchanged",
         Some(_) => "changed",
     }
 }

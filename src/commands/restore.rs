@@ -5,10 +5,11 @@ use crate::config::TreeConfig;
 use crate::error::Error;
 use crate::exit_code::ExitCode;
 use crate::gate::{self, BuildTool, ConfigureReads, Gate, SourceChanges, Stage};
-use crate::merge;
+use crate::plan;
 use crate::recipe;
-use crate::store_path::rewrite::Rewriter;
-use crate::tree::{scan, Timestamp};
+use crate::rewrite::Rewriter;
+use crate::scan;
+use crate::tree::Timestamp;
 use std::path::Path;
 use std::time::Instant;
 
@@ -122,12 +123,7 @@ pub fn run(
     }
     // The tree first: the checkpoint may take memory in proportion to it.
     let checked = Instant::now();
-    let now_scan = scan::scan(
-        &tree.root,
-        &tree.exclusions,
-        &Rewriter::masking(&tree.info),
-        true,
-    )?;
+    let now_scan = scan::scan(&tree.root, &tree.exclusions, &Rewriter::masking(&tree.info))?;
     let checked_secs = seconds(checked);
     let budget =
         MEMORY_BUDGET.saturating_add(BUDGET_PER_TREE_ENTRY.saturating_mul(now_scan.manifest.len()));
@@ -199,11 +195,11 @@ pub fn run(
         } => (skip_configure, note),
     };
 
-    let mut plan = merge::plan_with(
+    let mut plan = plan::plan_with(
         &checkpoint_data.before,
         &checkpoint_data.after,
         &now_scan.manifest,
-        merge::Unrecorded {
+        plan::Unrecorded {
             hidden: &now_scan.hidden,
             linked_outside: &now_scan.linked_outside,
         },
@@ -214,7 +210,7 @@ pub fn run(
         return Ok(fall_back(reason, started, warnings));
     }
     if tool == BuildTool::Make {
-        merge::leave_static_archives_to_make(&mut plan);
+        plan::leave_static_archives_to_make(&mut plan);
     }
     let counts = plan.counts();
 
@@ -236,7 +232,7 @@ pub fn run(
     // now, before the first write, so that a corrupt or hostile blob leaves
     // the tree untouched (and `--fallback-on-error` can fall back).
     let needed = plan.actions.iter().filter_map(|a| match a {
-        merge::Action::Create { entry, .. } => match entry.node {
+        plan::Action::Create { entry, .. } => match entry.node {
             crate::tree::Node::File { hash, .. } => Some(hash),
             _ => None,
         },
@@ -258,7 +254,7 @@ pub fn run(
         // Refused before the first write: say which checkpoint and what to
         // do, like every other unsafe checkpoint, and honour the fallback.
         Err(e @ crate::apply::ApplyError::UnsafePlan { .. }) => {
-            let e = crate::checkpoint::FormatError::Unsafe {
+            let e = crate::checkpoint::CheckpointError::Unsafe {
                 role: crate::checkpoint::Role::Checkpoint,
                 path: reader.path().to_owned(),
                 op: "check the restore plan".into(),

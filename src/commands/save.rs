@@ -1,10 +1,11 @@
 use super::{human_bytes, seconds, Report};
-use crate::checkpoint::{pack, state};
+use crate::checkpoint::{pack, snapshot};
 use crate::config::TreeConfig;
 use crate::error::Error;
 use crate::exit_code::ExitCode;
-use crate::store_path::rewrite::Rewriter;
-use crate::tree::{scan, Node};
+use crate::rewrite::Rewriter;
+use crate::scan;
+use crate::tree::Node;
 use std::path::Path;
 use std::time::Instant;
 
@@ -16,15 +17,14 @@ pub fn run(
     started: Instant,
 ) -> Result<Report, Error> {
     crate::apply::check_no_interrupted_restore(&tree.root)?;
-    let state = state::read_state(state_path)?;
-    state::check_state_matches(state_path, &state, &tree.info)?;
+    let state = snapshot::read_snapshot(state_path)?;
+    snapshot::check_snapshot_matches(state_path, &state, &tree.info)?;
     let mut warnings = Vec::new();
     // Hash with the snapshot's identity so that P and B compare.
     let scan = scan::scan(
         &tree.root,
         &tree.exclusions,
         &Rewriter::masking(&state.info),
-        true,
     )?;
     warnings.extend(scan.warnings);
 

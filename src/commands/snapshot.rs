@@ -1,25 +1,20 @@
 use super::{human_bytes, seconds, Report};
-use crate::checkpoint::{state, State};
+use crate::checkpoint::{snapshot, Snapshot};
 use crate::config::TreeConfig;
 use crate::error::Error;
 use crate::exit_code::ExitCode;
-use crate::store_path::rewrite::Rewriter;
-use crate::tree::scan;
+use crate::rewrite::Rewriter;
+use crate::scan;
 use std::path::Path;
 use std::time::Instant;
 
 pub fn run(tree: &TreeConfig, state_path: &Path, started: Instant) -> Result<Report, Error> {
     crate::apply::check_no_interrupted_restore(&tree.root)?;
-    let scan = scan::scan(
-        &tree.root,
-        &tree.exclusions,
-        &Rewriter::masking(&tree.info),
-        true,
-    )?;
+    let scan = scan::scan(&tree.root, &tree.exclusions, &Rewriter::masking(&tree.info))?;
     let stats = scan.stats;
-    state::write_state(
+    snapshot::write_snapshot(
         state_path,
-        &State {
+        &Snapshot {
             info: tree.info.clone(),
             before: scan.manifest,
         },

@@ -12,7 +12,7 @@
 use super::{seconds, Report};
 use crate::apply::safe_dir::{self, SafeRoot, WalkError};
 use crate::apply::{ApplyError, Op};
-use crate::checkpoint::state;
+use crate::checkpoint::snapshot;
 use crate::config::TreeConfig;
 use crate::error::Error;
 use crate::exit_code::ExitCode;
@@ -74,7 +74,7 @@ pub fn run(
     finish: bool,
     started: Instant,
 ) -> Result<Report, Error> {
-    let state = state::read_state(state_path)?;
+    let state = snapshot::read_snapshot(state_path)?;
     let root = SafeRoot::open(&tree.root).map_err(|e| {
         Error::from(ApplyError::Io {
             op: Op::OpenRoot,

@@ -1,6 +1,6 @@
 use super::{human_bytes, seconds, Report};
 use crate::checkpoint::pack::PackReader;
-use crate::checkpoint::{FormatError, Role};
+use crate::checkpoint::{CheckpointError, Role};
 use crate::error::Error;
 use crate::exit_code::ExitCode;
 use crate::tree::Timestamp;
@@ -30,10 +30,10 @@ pub fn run(checkpoint: &Path, started: Instant) -> Result<Report, Error> {
 /// what file systems store or that the clock would push there): see
 /// [`crate::apply::check_checkpoint`]. Both `verify` and `restore` run it,
 /// so a checkpoint `verify` calls intact is one `restore` accepts.
-pub(super) fn check_restorable(reader: &PackReader, now: Timestamp) -> Result<(), FormatError> {
+pub(super) fn check_restorable(reader: &PackReader, now: Timestamp) -> Result<(), CheckpointError> {
     let cp = reader.checkpoint();
     let root = Path::new(std::ffi::OsStr::from_bytes(&cp.info.root));
-    crate::apply::check_checkpoint(root, &cp.after, now).map_err(|e| FormatError::Unsafe {
+    crate::apply::check_checkpoint(root, &cp.after, now).map_err(|e| CheckpointError::Unsafe {
         role: Role::Checkpoint,
         path: reader.path().to_owned(),
         op: "check what restore would write".into(),

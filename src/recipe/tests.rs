@@ -1,5 +1,5 @@
 use super::*;
-use crate::store_path::StorePath;
+use crate::rewrite::store_path::StorePath;
 
 const H_OUT: &str = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
 const H_OUT2: &str = "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb";

@@ -3,7 +3,7 @@
 use super::rel_path::RelPath;
 
 /// xxh3-128 of a file's content (or a symlink's target), computed modulo the
-/// build's own store paths and root (see `store_path::rewrite`).
+/// build's own store paths and root (see `rewrite`).
 pub type ContentHash = u128;
 
 /// A modification time with nanosecond precision.
@@ -130,7 +130,7 @@ pub struct Entry {
 impl Entry {
     /// Same type, same (masked) content, same permission bits: what the
     /// merge means by "unchanged". Mtimes are deliberately ignored.
-    pub fn same_content(&self, other: &Entry) -> bool {
+    pub fn same_content_and_mode(&self, other: &Entry) -> bool {
         let same_node = match (&self.node, &other.node) {
             (Node::File { size: a, hash: ha }, Node::File { size: b, hash: hb }) => {
                 a == b && ha == hb

@@ -1,8 +1,8 @@
-//! The build tree: validated paths, the manifest model, and the scanner.
+//! The model of a build tree: validated paths and the manifest (what
+//! `scan` produces, `plan` compares and a checkpoint stores).
 
 pub mod manifest;
 pub mod rel_path;
-pub mod scan;
 
 pub use manifest::{ContentHash, Entry, Kind, Manifest, Node, Timestamp};
 pub use rel_path::RelPath;

@@ -85,7 +85,7 @@ let
       (let
         keep = rel: pkg.stubArgs.passthru.sourceFilter (toString ../.. + "/${rel}") "regular";
       in builtins.all keep [ "Cargo.toml" "Cargo.lock" "nix" "nix/setup-hook.sh" "src/main.rs" "tests/util/skip.rs" "examples/craft_pack.rs"
-                                 "proptest-regressions/merge/tests.txt" ]
+                                 "proptest-regressions/plan/tests.txt" ]
         && !builtins.any keep [ "tests/nix" "tests/nix/run.sh" "target" "docs" "nix/package.nix" "benches" "flake.nix" ]))
     (assert' "mainProgram" (pkg.meta.mainProgram == "nix-checkpoint"))
     (assert' "version from Cargo.toml" (pkg.version == (builtins.fromTOML (builtins.readFile ../../Cargo.toml)).package.version))

@@ -182,7 +182,7 @@ impl<'a> SourceChanges<'a> {
         while i < p.len() || j < c.len() {
             match (p.get(i), c.get(j)) {
                 (Some(a), Some(b)) if a.path == b.path => {
-                    if !a.same_content(b) && !own(a) {
+                    if !a.same_content_and_mode(b) && !own(a) {
                         changes.changed.push(&a.path);
                     }
                     i += 1;

@@ -101,8 +101,10 @@
 //! and `Inner::lookahead` bytes from its start, which is what lets the
 //! streaming functions give exactly the results of the whole-buffer ones.
 
+pub mod store_path;
+
 use crate::build_info::BuildInfo;
-use crate::store_path::{is_base32, StorePath, HASH_LEN};
+use crate::rewrite::store_path::{is_base32, StorePath, HASH_LEN};
 use aho_corasick::{AhoCorasick, AhoCorasickKind, Input, MatchKind};
 use std::collections::HashMap;
 use std::io::{self, Read, Write};
@@ -1300,7 +1302,7 @@ mod tests {
         ]
     }
 
-    const NIX_BASE32_VEC: &[u8; 32] = crate::store_path::NIX_BASE32;
+    const NIX_BASE32_VEC: &[u8; 32] = crate::rewrite::store_path::NIX_BASE32;
 
     fn content() -> impl Strategy<Value = Vec<u8>> {
         prop::collection::vec(segment(), 0..40).prop_map(|s| s.concat())

@@ -30,7 +30,7 @@
 //! No I/O: the caller reads the dump or the environment and passes bytes.
 
 use crate::build_info::BuildInfo;
-use crate::store_path::HASH_LEN;
+use crate::rewrite::store_path::HASH_LEN;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
@@ -605,7 +605,7 @@ fn is_own_package(word: &[u8]) -> bool {
             w[0] == b'/'
                 && w[1..=HASH_LEN]
                     .iter()
-                    .all(|&b| crate::store_path::is_base32(b))
+                    .all(|&b| crate::rewrite::store_path::is_base32(b))
                 && w[HASH_LEN + 1] == b'-'
                 && w.ends_with(NAME)
         })

@@ -1375,15 +1375,16 @@ fn naive(
     let b = b.map(|b| with_mtime(b, restored(b.mtime)));
     let b = b.as_ref();
     match (p, b, c) {
-        (None, Some(b), Some(c)) if b.same_content(c) => Some(Entry {
+        (None, Some(b), Some(c)) if b.same_content_and_mode(c) => Some(Entry {
             mode: b.mode,
             mtime: b.mtime,
             ..c.clone()
         }),
         (None, _, Some(c)) => Some(with_mtime(c, fresh)),
-        (Some(p), _, Some(c)) if !p.same_content(c) => Some(with_mtime(c, fresh)),
+        (Some(p), _, Some(c)) if !p.same_content_and_mode(c) => Some(with_mtime(c, fresh)),
         (Some(_), Some(b), Some(c)) => {
-            let same_node = b.same_content(c) || (b.node == Node::Dir && c.node == Node::Dir);
+            let same_node =
+                b.same_content_and_mode(c) || (b.node == Node::Dir && c.node == Node::Dir);
             if same_node {
                 Some(Entry {
                     mode: b.mode,
@@ -1410,7 +1411,9 @@ fn check_scenario(p: &Manifest, b: &Manifest, c: &Manifest, now: Timestamp) -> R
     // Targets of the user's symlinks, resolved in the result.
     let mut targets = BTreeSet::new();
     for e in c.entries() {
-        let changed = p.get(&e.path).map_or(true, |pe| !pe.same_content(e));
+        let changed = p
+            .get(&e.path)
+            .map_or(true, |pe| !pe.same_content_and_mode(e));
         if let (true, Node::Symlink { target, .. }) = (changed, &e.node) {
             if let Some(f) = resolve_in(&fin, e.path.as_bytes(), target) {
                 targets.insert(f);
@@ -1435,8 +1438,8 @@ fn check_scenario(p: &Manifest, b: &Manifest, c: &Manifest, now: Timestamp) -> R
             return Err(format!("resurrected {}", ctx()));
         }
         if let Some(ce) = ce {
-            if pe.map_or(true, |pe| !pe.same_content(ce))
-                && got.map_or(true, |g| !g.same_content(ce) || g.node != ce.node)
+            if pe.map_or(true, |pe| !pe.same_content_and_mode(ce))
+                && got.map_or(true, |g| !g.same_content_and_mode(ce) || g.node != ce.node)
             {
                 return Err(format!("user change lost {}", ctx()));
             }
@@ -1543,7 +1546,7 @@ mod prop {
 // ------------------------------------------------------- performance
 
 #[test]
-#[ignore = "performance: cargo test --release --lib merge::tests::perf -- --ignored --nocapture"]
+#[ignore = "performance: cargo test --release --lib plan::tests::perf -- --ignored --nocapture"]
 fn perf_200k_entries() {
     let mut p = Vec::new();
     let mut b = Vec::new();

@@ -1,7 +1,5 @@
 //! Nix store paths: parsing, and rewriting a build's own paths inside files.
 
-pub mod rewrite;
-
 /// Characters of Nix's base-32 alphabet (no `e`, `o`, `u`, `t`).
 pub const NIX_BASE32: &[u8; 32] = b"0123456789abcdfghijklmnpqrsvwxyz";
 /// Length of the hash part of a store path.

@@ -6,7 +6,7 @@
 //!
 //! # Rules
 //!
-//! "Same as P" means [`Entry::same_content`]: type, masked hash and mode;
+//! "Same as P" means [`Entry::same_content_and_mode`]: type, masked hash and mode;
 //! mtimes are ignored. Per path:
 //!
 //! | P | B                  | C               | action                                  |
@@ -332,12 +332,14 @@ fn decide(p: Option<&Entry>, b: Option<&Entry>, c: Option<&Entry>) -> Decision {
     match (p, b, c) {
         // Made again by the new build (configure ran before a deferred
         // restore) exactly as B has it: B's time, as if never remade.
-        (None, Some(b), Some(c)) if b.same_content(c) => Decision::Retime,
+        (None, Some(b), Some(c)) if b.same_content_and_mode(c) => Decision::Retime,
         (None, _, Some(_)) => Decision::Freshen(FreshReason::New),
-        (Some(p), _, Some(c)) if !p.same_content(c) => Decision::Freshen(FreshReason::Changed),
+        (Some(p), _, Some(c)) if !p.same_content_and_mode(c) => {
+            Decision::Freshen(FreshReason::Changed)
+        }
         (Some(p), Some(b), Some(c)) => {
             let both_dirs = b.node.kind() == Kind::Dir && c.node.kind() == Kind::Dir;
-            if b.same_content(p) || both_dirs {
+            if b.same_content_and_mode(p) || both_dirs {
                 Decision::Retime
             } else {
                 Decision::Create
@@ -349,7 +351,7 @@ fn decide(p: Option<&Entry>, b: Option<&Entry>, c: Option<&Entry>) -> Decision {
     }
 }
 
-/// What the scan of C saw beyond its manifest (see [`crate::tree::scan::Scan`]).
+/// What the scan of C saw beyond its manifest (see [`crate::scan::Scan`]).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Unrecorded<'a> {
     /// Sorted: special files and excluded names in the tree.

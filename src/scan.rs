@@ -7,9 +7,9 @@
 //! warning. The result is sorted by path, so a serial and a parallel scan give
 //! the same manifest byte for byte.
 
-use super::manifest::{Entry, Manifest, ManifestError, Node, Timestamp, PERMISSION_BITS};
-use super::rel_path::{PathError, RelPath};
-use crate::store_path::rewrite::Rewriter;
+use crate::rewrite::Rewriter;
+use crate::tree::manifest::{Entry, Manifest, ManifestError, Node, Timestamp, PERMISSION_BITS};
+use crate::tree::rel_path::{PathError, RelPath};
 use rayon::prelude::*;
 use std::fs::File;
 use std::io::{self, Read};
@@ -149,27 +149,15 @@ enum Scanned {
     Skipped(RelPath, String),
 }
 
-/// Scans `root`. `parallel = false` hashes on the calling thread only (for
-/// tests and for comparing against the parallel scan).
-pub fn scan(
-    root: &Path,
-    exclusions: &Exclusions,
-    hasher: &Rewriter,
-    parallel: bool,
-) -> Result<Scan, ScanError> {
+/// Scans `root`, hashing on rayon's pool. The result does not depend on the
+/// number of threads: the walk is sorted first, hashing only maps it (a test
+/// compares it with a scan on a one-thread pool).
+pub fn scan(root: &Path, exclusions: &Exclusions, hasher: &Rewriter) -> Result<Scan, ScanError> {
     let (walked, mut hidden) = walk(root, exclusions)?;
-    let scanned: Vec<Result<Scanned, ScanError>> = if parallel {
-        walked
-            .par_iter()
-            .map_init(Vec::new, |buf, w| scan_one(root, w, hasher, buf))
-            .collect()
-    } else {
-        let mut buf = Vec::new();
-        walked
-            .iter()
-            .map(|w| scan_one(root, w, hasher, &mut buf))
-            .collect()
-    };
+    let scanned: Vec<Result<Scanned, ScanError>> = walked
+        .par_iter()
+        .map_init(Vec::new, |buf, w| scan_one(root, w, hasher, buf))
+        .collect();
 
     let mut stats = ScanStats::default();
     let mut entries = Vec::with_capacity(scanned.len());
@@ -427,8 +415,8 @@ mod tests {
         dir
     }
 
-    fn identity_scan(root: &Path, exclusions: Exclusions, parallel: bool) -> Scan {
-        scan(root, &exclusions, &Rewriter::identity(), parallel).unwrap()
+    fn identity_scan(root: &Path, exclusions: Exclusions) -> Scan {
+        scan(root, &exclusions, &Rewriter::identity()).unwrap()
     }
 
     fn names(scan: &Scan) -> Vec<String> {
@@ -442,7 +430,7 @@ mod tests {
     #[test]
     fn records_every_entry_except_builder_files() {
         let dir = tree();
-        let scan = identity_scan(dir.path(), Exclusions::nix_builder_files(), true);
+        let scan = identity_scan(dir.path(), Exclusions::nix_builder_files());
         let names = names(&scan);
         assert!(
             names.contains(&".config".to_string()),
@@ -486,8 +474,12 @@ mod tests {
             )
             .unwrap();
         }
-        let a = identity_scan(dir.path(), Exclusions::nix_builder_files(), true);
-        let b = identity_scan(dir.path(), Exclusions::nix_builder_files(), false);
+        let a = identity_scan(dir.path(), Exclusions::nix_builder_files());
+        let one_thread = rayon::ThreadPoolBuilder::new()
+            .num_threads(1)
+            .build()
+            .unwrap();
+        let b = one_thread.install(|| identity_scan(dir.path(), Exclusions::nix_builder_files()));
         assert_eq!(a.manifest, b.manifest);
     }
 
@@ -495,20 +487,20 @@ mod tests {
     fn content_hash_ignores_mtime_but_not_content() {
         let dir = tree();
         let path = dir.path().join("src/a.c");
-        let first = identity_scan(dir.path(), Exclusions::default(), true);
+        let first = identity_scan(dir.path(), Exclusions::default());
         filetime::set_file_mtime(&path, filetime::FileTime::from_unix_time(1, 5)).unwrap();
-        let second = identity_scan(dir.path(), Exclusions::default(), true);
+        let second = identity_scan(dir.path(), Exclusions::default());
         std::fs::write(&path, "int a = 1;\n").unwrap();
-        let third = identity_scan(dir.path(), Exclusions::default(), true);
+        let third = identity_scan(dir.path(), Exclusions::default());
         let key = RelPath::new(b"src/a.c").unwrap();
         let (e1, e2, e3) = (
             first.manifest.get(&key).unwrap(),
             second.manifest.get(&key).unwrap(),
             third.manifest.get(&key).unwrap(),
         );
-        assert!(e1.same_content(e2));
+        assert!(e1.same_content_and_mode(e2));
         assert_eq!(e2.mtime, Timestamp::new(1, 5), "nanoseconds are kept");
-        assert!(!e2.same_content(e3));
+        assert!(!e2.same_content_and_mode(e3));
     }
 
     #[test]
@@ -516,7 +508,7 @@ mod tests {
         let dir = tree();
         let fifo = dir.path().join("src/pipe");
         nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o644)).unwrap();
-        let scan = identity_scan(dir.path(), Exclusions::default(), true);
+        let scan = identity_scan(dir.path(), Exclusions::default());
         assert_eq!(scan.stats.skipped_special, 1);
         assert!(
             scan.warnings[0].contains("fifo") && scan.warnings[0].contains("src/pipe"),
@@ -533,7 +525,7 @@ mod tests {
             .map(|i| (i * 7 % 251) as u8)
             .collect();
         std::fs::write(dir.path().join("big"), &content).unwrap();
-        let scan = identity_scan(dir.path(), Exclusions::default(), true);
+        let scan = identity_scan(dir.path(), Exclusions::default());
         let entry = &scan.manifest.entries()[0];
         assert_eq!(
             entry.node,
@@ -559,7 +551,7 @@ mod tests {
         std::fs::write(outside.path().join("shared"), "shared").unwrap();
         std::fs::hard_link(outside.path().join("shared"), dir.path().join("src/linked")).unwrap();
         std::fs::hard_link(dir.path().join("src/a.c"), dir.path().join("src/a2.c")).unwrap();
-        let scan = identity_scan(dir.path(), Exclusions::nix_builder_files(), true);
+        let scan = identity_scan(dir.path(), Exclusions::nix_builder_files());
         let hidden: Vec<String> = scan.hidden.iter().map(|p| p.to_string()).collect();
         assert_eq!(
             hidden,

@@ -6,38 +6,38 @@ use super::codec::{
     header_bytes, open_container, trailer_bytes, AtomicFile, Dec, DecResult, Enc, Trailer,
     HEADER_LEN,
 };
-use super::error::{FormatError, Role};
-use super::State;
+use super::error::{CheckpointError, Role};
+use super::Snapshot;
 use std::io::Write;
 use std::path::Path;
 use xxhash_rust::xxh3::xxh3_128;
 
 /// First 8 bytes of a state file.
-pub const STATE_MAGIC: [u8; 8] = *b"\x89NCKS\r\n\x1a";
+pub const SNAPSHOT_MAGIC: [u8; 8] = *b"\x89NCKS\r\n\x1a";
 
 /// zstd level of the state's section.
 const STATE_LEVEL: i32 = 3;
 
-fn encode(state: &State) -> Vec<u8> {
+fn encode(state: &Snapshot) -> Vec<u8> {
     let mut e = Enc::default();
     encode_info(&mut e, &state.info);
     encode_manifest(&mut e, &state.before, true);
     e.0
 }
 
-fn decode(raw: &[u8]) -> DecResult<State> {
+fn decode(raw: &[u8]) -> DecResult<Snapshot> {
     let mut d = Dec::new(raw);
     let info = decode_info(&mut d)?;
     let before = decode_manifest(&mut d, true, "before")?;
     d.finish()?;
-    Ok(State { info, before })
+    Ok(Snapshot { info, before })
 }
 
 /// Writes the state file atomically (temporary file in the same directory,
 /// fsync, rename, fsync of the directory).
-pub fn write_state(path: &Path, state: &State) -> Result<(), FormatError> {
+pub fn write_snapshot(path: &Path, state: &Snapshot) -> Result<(), CheckpointError> {
     let raw = encode(state);
-    decode(&raw).map_err(|detail| FormatError::InvalidInput {
+    decode(&raw).map_err(|detail| CheckpointError::InvalidInput {
         path: path.to_owned(),
         op: "check the snapshot state".into(),
         detail,
@@ -45,7 +45,7 @@ pub fn write_state(path: &Path, state: &State) -> Result<(), FormatError> {
     let atomic = AtomicFile::create(path)?;
     let (compression, stored) = compress_section(&raw, STATE_LEVEL)
         .map_err(|e| atomic.write_err("compress the snapshot state", e))?;
-    let header = header_bytes(&STATE_MAGIC);
+    let header = header_bytes(&SNAPSHOT_MAGIC);
     let trailer = Trailer {
         section_offset: HEADER_LEN,
         section_stored: stored.len() as u64,
@@ -63,16 +63,16 @@ pub fn write_state(path: &Path, state: &State) -> Result<(), FormatError> {
 }
 
 /// Reads and validates a state file.
-pub fn read_state(path: &Path) -> Result<State, FormatError> {
+pub fn read_snapshot(path: &Path) -> Result<Snapshot, CheckpointError> {
     let c = open_container(
         path,
-        Role::State,
-        &STATE_MAGIC,
+        Role::Snapshot,
+        &SNAPSHOT_MAGIC,
         false,
         super::codec::MEMORY_BUDGET,
     )?;
-    decode(&c.section).map_err(|detail| FormatError::Unsafe {
-        role: Role::State,
+    decode(&c.section).map_err(|detail| CheckpointError::Unsafe {
+        role: Role::Snapshot,
         path: path.to_owned(),
         op: "check the snapshot state".into(),
         detail,
@@ -83,13 +83,13 @@ pub fn read_state(path: &Path) -> Result<State, FormatError> {
 /// saving it: taken in another root, or with other outputs. Recording it
 /// would store P of another tree beside B of this one (products missed or
 /// sources stored as products) and hash B modulo the wrong identity.
-pub fn check_state_matches(
+pub fn check_snapshot_matches(
     path: &Path,
-    state: &super::State,
+    state: &super::Snapshot,
     current: &crate::build_info::BuildInfo,
-) -> Result<(), FormatError> {
-    let unsafe_state = |detail: String| FormatError::Unsafe {
-        role: Role::State,
+) -> Result<(), CheckpointError> {
+    let unsafe_state = |detail: String| CheckpointError::Unsafe {
+        role: Role::Snapshot,
         path: path.to_owned(),
         op: "check that it belongs to this build".into(),
         detail,
@@ -103,7 +103,7 @@ pub fn check_state_matches(
         )));
     }
     if state.info.outputs != current.outputs {
-        let list = |outputs: &[(String, crate::store_path::StorePath)]| {
+        let list = |outputs: &[(String, crate::rewrite::store_path::StorePath)]| {
             if outputs.is_empty() {
                 "none".to_string()
             } else {
