@@ -37,28 +37,30 @@ pub fn run(cli: cli::Cli) -> ExitCode {
         Err(e) => return report_error(&error::Error::from(e), json),
     };
     match commands::run(&config) {
-        Ok(report) => {
+        Ok(outcome) => {
+            let report = &outcome.report;
+            let exit = report.exit_code();
             let mut stderr = std::io::stderr().lock();
-            for warning in &report.warnings {
+            for warning in &outcome.warnings {
                 let _ = writeln!(stderr, "nix-checkpoint: warning: {warning}");
             }
             let mut out = Vec::new();
-            if let Some(body) = &report.body {
+            if let Some(body) = &outcome.body {
                 out.extend_from_slice(body.as_bytes());
                 if !body.ends_with('\n') {
                     out.push(b'\n');
                 }
             }
             if config.json {
-                out.extend_from_slice(format!("{}\n", report.json).as_bytes());
+                out.extend_from_slice(format!("{}\n", report.json()).as_bytes());
             }
             if let Err(code) = write_stdout(&out) {
                 return code;
             }
-            if !config.quiet || report.exit != ExitCode::Success {
-                let _ = writeln!(stderr, "nix-checkpoint: {}", report.summary);
+            if !config.quiet || exit != ExitCode::Success {
+                let _ = writeln!(stderr, "nix-checkpoint: {report}");
             }
-            report.exit
+            exit
         }
         Err(e) => report_error(&e, config.json),
     }
@@ -86,10 +88,7 @@ fn report_error(e: &error::Error, json: bool) -> ExitCode {
     let code = e.exit_code();
     eprintln!("nix-checkpoint: error: {e}");
     if json {
-        let line = format!(
-            "{}\n",
-            serde_json::json!({ "exit_code": code.code(), "error": e.to_string() })
-        );
+        let line = format!("{}\n", commands::report::error_json(e));
         // The error's own code stays the answer, even if stdout is gone.
         let _ = write_stdout(line.as_bytes());
     }

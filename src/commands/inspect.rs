@@ -1,7 +1,7 @@
-use super::{human_bytes, seconds, Report};
+use super::report::{InspectEntry, InspectMtime, InspectOutput, InspectReport, Outcome};
+use super::{human_bytes, seconds};
 use crate::checkpoint::pack::PackReader;
 use crate::error::Error;
-use crate::exit_code::ExitCode;
 use crate::tree::{Entry, Node};
 use std::fmt::Write;
 use std::path::Path;
@@ -22,7 +22,7 @@ fn lossy(bytes: &[u8]) -> String {
     crate::tree::rel_path::escape_bytes(bytes)
 }
 
-pub fn run(checkpoint: &Path, list: bool, json: bool, started: Instant) -> Result<Report, Error> {
+pub fn run(checkpoint: &Path, list: bool, json: bool, started: Instant) -> Result<Outcome, Error> {
     let reader = PackReader::open(checkpoint)?;
     let cp = reader.checkpoint();
     let stored: u64 = cp.blobs.iter().map(|b| b.stored_size).sum();
@@ -33,98 +33,113 @@ pub fn run(checkpoint: &Path, list: bool, json: bool, started: Instant) -> Resul
         .iter()
         .filter(|p| cp.after.get(&p.path).is_none())
         .count();
-    let outputs: Vec<(String, String)> = cp
+    let outputs: Vec<InspectOutput> = cp
         .info
         .outputs
         .iter()
-        .map(|(n, p)| (n.clone(), p.to_string()))
+        .map(|(n, p)| InspectOutput {
+            name: n.clone(),
+            path: p.to_string(),
+        })
         .collect();
     let dependencies: Vec<String> = cp.info.dependencies.iter().map(|p| p.to_string()).collect();
-
-    let mut body = String::new();
-    let _ = writeln!(body, "checkpoint   {}", reader.path().display());
-    let _ = writeln!(body, "root         {}", lossy(&cp.info.root));
-    for (name, path) in &outputs {
-        let _ = writeln!(body, "output       {name} = {path}");
-    }
-    let _ = writeln!(body, "dependencies {}", dependencies.len());
-    for dep in &dependencies {
-        let _ = writeln!(body, "  {dep}");
-    }
-    let _ = writeln!(body, "before       {} entries", cp.before.len());
-    let _ = writeln!(
-        body,
-        "after        {} entries ({} deleted by the build)",
-        cp.after.len(),
-        deleted
-    );
-    let _ = writeln!(
-        body,
-        "blobs        {} ({} raw, {} stored)",
-        cp.blobs.len(),
-        human_bytes(raw),
-        human_bytes(stored)
-    );
-
-    let _ = writeln!(
-        body,
-        "recipe       {} variables (what restore compares; --list shows them)",
-        cp.info.recipe.vars.len()
-    );
-    if list {
-        for line in cp.info.recipe.lines() {
-            let _ = writeln!(body, "  {line}");
-        }
-    }
-
-    let entries: Vec<serde_json::Value> = if list || json {
+    let entries: Vec<InspectEntry> = if list || json {
         cp.after
             .entries()
             .iter()
             .map(|e| {
-                let st = status(cp.before.get(&e.path), e);
                 let (kind, size, target) = match &e.node {
                     Node::File { size, .. } => ("file", *size, None),
                     Node::Symlink { target, .. } => ("symlink", 0, Some(lossy(target))),
                     Node::Dir => ("dir", 0, None),
                 };
-                if list {
-                    let _ = writeln!(
-                        body,
-                        "{st:9} {kind:7} {:o} {:>10} {}.{:09} {}{}",
-                        e.mode,
-                        size,
-                        e.mtime.secs,
-                        e.mtime.nanos,
-                        e.path,
-                        target.as_ref().map(|t| format!(" -> {t}")).unwrap_or_default()
-                    );
+                InspectEntry {
+                    kind,
+                    mode: e.mode,
+                    mtime: InspectMtime {
+                        nanos: e.mtime.nanos,
+                        secs: e.mtime.secs,
+                    },
+                    path: e.path.to_string(),
+                    size,
+                    status: status(cp.before.get(&e.path), e),
+                    target,
                 }
-                serde_json::json!({ "path": e.path.to_string(), "status": st, "kind": kind, "mode": e.mode, "size": size,
-                    "mtime": { "secs": e.mtime.secs, "nanos": e.mtime.nanos }, "target": target })
             })
             .collect()
     } else {
         Vec::new()
     };
-    let secs = seconds(started);
-    Ok(Report {
-        exit: ExitCode::Success,
-        summary: format!(
-            "inspect: {} entries before, {} after, {} blobs ({} stored) in {secs:.2} s",
-            cp.before.len(),
-            cp.after.len(),
-            cp.blobs.len(),
-            human_bytes(stored)
-        ),
-        json: serde_json::json!({
-            "command": "inspect", "exit_code": 0, "checkpoint": reader.path(), "root": lossy(&cp.info.root),
-            "outputs": outputs.iter().map(|(n, p)| serde_json::json!({"name": n, "path": p})).collect::<Vec<_>>(),
-            "dependencies": dependencies, "before_entries": cp.before.len(), "after_entries": cp.after.len(),
-            "deleted_by_build": deleted, "blobs": cp.blobs.len(), "raw_bytes": raw, "stored_bytes": stored,
-            "entries": entries, "recipe": cp.info.recipe.lines(), "seconds": secs,
-        }),
-        body: (!json).then_some(body),
-        warnings: Vec::new(),
-    })
+    let report = InspectReport {
+        after_entries: cp.after.len(),
+        before_entries: cp.before.len(),
+        blobs: cp.blobs.len(),
+        checkpoint: reader.path().to_owned(),
+        deleted_by_build: deleted,
+        dependencies,
+        entries,
+        outputs,
+        raw_bytes: raw,
+        recipe: cp.info.recipe.lines(),
+        root: lossy(&cp.info.root),
+        seconds: seconds(started),
+        stored_bytes: stored,
+    };
+    let body = (!json).then(|| listing(&report, list));
+    Ok(Outcome::new(report).with_body(body))
+}
+
+/// What `inspect` prints on stdout without `--json`.
+fn listing(report: &InspectReport, list: bool) -> String {
+    let mut body = String::new();
+    let _ = writeln!(body, "checkpoint   {}", report.checkpoint.display());
+    let _ = writeln!(body, "root         {}", report.root);
+    for output in &report.outputs {
+        let _ = writeln!(body, "output       {} = {}", output.name, output.path);
+    }
+    let _ = writeln!(body, "dependencies {}", report.dependencies.len());
+    for dep in &report.dependencies {
+        let _ = writeln!(body, "  {dep}");
+    }
+    let _ = writeln!(body, "before       {} entries", report.before_entries);
+    let _ = writeln!(
+        body,
+        "after        {} entries ({} deleted by the build)",
+        report.after_entries, report.deleted_by_build
+    );
+    let _ = writeln!(
+        body,
+        "blobs        {} ({} raw, {} stored)",
+        report.blobs,
+        human_bytes(report.raw_bytes),
+        human_bytes(report.stored_bytes)
+    );
+    let _ = writeln!(
+        body,
+        "recipe       {} variables (what restore compares; --list shows them)",
+        report.recipe.len()
+    );
+    if list {
+        for line in &report.recipe {
+            let _ = writeln!(body, "  {line}");
+        }
+        for e in &report.entries {
+            let _ = writeln!(
+                body,
+                "{:9} {:7} {:o} {:>10} {}.{:09} {}{}",
+                e.status,
+                e.kind,
+                e.mode,
+                e.size,
+                e.mtime.secs,
+                e.mtime.nanos,
+                e.path,
+                e.target
+                    .as_ref()
+                    .map(|t| format!(" -> {t}"))
+                    .unwrap_or_default()
+            );
+        }
+    }
+    body
 }

@@ -1,32 +1,21 @@
-//! One function per subcommand, each returning a [`Report`].
+//! One function per subcommand, each returning its typed report (see
+//! [`report`]) in an [`Outcome`].
 
 mod inspect;
+pub mod report;
 mod restore;
 mod save;
 mod snapshot;
 mod track_configure;
 mod verify;
 
+pub use report::{Outcome, Report};
+
 use crate::config::{Command, Config};
 use crate::error::Error;
-use crate::exit_code::ExitCode;
 use std::time::Instant;
 
-/// What a command has to say when it ends.
-#[derive(Debug)]
-pub struct Report {
-    pub exit: ExitCode,
-    /// The closing one-line summary (counts, bytes, seconds), for stderr.
-    pub summary: String,
-    /// The same for programs (`--json`).
-    pub json: serde_json::Value,
-    /// Longer output for stdout: a dry-run plan, an inspect listing.
-    pub body: Option<String>,
-    /// Warnings to print before the summary.
-    pub warnings: Vec<String>,
-}
-
-pub fn run(config: &Config) -> Result<Report, Error> {
+pub fn run(config: &Config) -> Result<Outcome, Error> {
     if let Some(threads) = config.jobs {
         rayon::ThreadPoolBuilder::new()
             .num_threads(threads)

@@ -1,9 +1,9 @@
-use super::{human_bytes, seconds, Report};
+use super::report::{Configure, FallBack, Outcome, RestoreReport, RestoreTimes};
+use super::seconds;
 use crate::checkpoint::pack::PackReader;
 use crate::checkpoint::{BUDGET_PER_TREE_ENTRY, MEMORY_BUDGET};
 use crate::config::TreeConfig;
 use crate::error::Error;
-use crate::exit_code::ExitCode;
 use crate::gate::{self, BuildTool, ConfigureReads, Gate, SourceChanges, Stage};
 use crate::plan;
 use crate::recipe;
@@ -22,17 +22,12 @@ pub struct Options {
 
 /// Restores nothing, on purpose: the build runs in full. Decided before the
 /// first write, so the tree is exactly as it was.
-fn fall_back(reason: String, started: Instant, warnings: Vec<String>) -> Report {
-    let secs = seconds(started);
-    Report {
-        exit: ExitCode::FellBack,
-        summary: format!(
-            "restore: NOTHING RESTORED, the build runs in full: {reason} ({secs:.2} s)"
-        ),
-        json: serde_json::json!({ "command": "restore", "exit_code": ExitCode::FellBack.code(), "fell_back": true, "reason": reason, "seconds": secs }),
-        body: None,
-        warnings,
-    }
+fn fall_back(reason: FallBack, started: Instant, warnings: Vec<String>) -> Outcome {
+    Outcome::new(RestoreReport::FellBack {
+        reason,
+        seconds: seconds(started),
+    })
+    .with_warnings(warnings)
 }
 
 /// Returns once the clock has passed `fresh`. The fresh mtime is at least
@@ -47,14 +42,6 @@ fn wait_until_past(fresh: Timestamp) {
         std::thread::sleep(
             ahead.min(std::time::Duration::from_secs(2)) + std::time::Duration::from_millis(1),
         );
-    }
-}
-
-fn configure_word(skip: bool, before_configure: bool) -> &'static str {
-    match (skip, before_configure) {
-        (true, _) => "skipped",
-        (false, true) => "runs",
-        (false, false) => "ran",
     }
 }
 
@@ -85,17 +72,22 @@ fn configure_reads(reader: &PackReader, warnings: &mut Vec<String>) -> Option<Co
         ));
         return None;
     }
-    match reader
-        .read_blob(hash)
-        .map_err(|e| e.to_string())
-        .and_then(|b| ConfigureReads::decode(&b))
-    {
-        Ok(reads) => Some(reads),
+    let ignored = |e: &dyn std::fmt::Display| {
+        format!(
+            "ignoring the checkpoint's {}: {e}; configure runs",
+            gate::READS_FILE
+        )
+    };
+    match reader.read_blob(hash) {
+        Ok(bytes) => match ConfigureReads::decode(&bytes) {
+            Ok(reads) => Some(reads),
+            Err(e) => {
+                warnings.push(ignored(&e));
+                None
+            }
+        },
         Err(e) => {
-            warnings.push(format!(
-                "ignoring the checkpoint's {}: {e}; configure runs",
-                gate::READS_FILE
-            ));
+            warnings.push(ignored(&e));
             None
         }
     }
@@ -106,17 +98,15 @@ pub fn run(
     checkpoint: &Path,
     options: Options,
     started: Instant,
-) -> Result<Report, Error> {
+) -> Result<Outcome, Error> {
     crate::apply::check_no_interrupted_restore(&tree.root)?;
     // Users upgrading from nixpkgs' checkpointBuildTools have these: build
     // in full (the build still succeeds), saying what it is.
     if crate::checkpoint::pack::is_nixpkgs_checkpoint(checkpoint) {
         return Ok(fall_back(
-            format!(
-                "{} is {}",
-                checkpoint.display(),
-                crate::checkpoint::pack::NIXPKGS_CHECKPOINT
-            ),
+            FallBack::NixpkgsCheckpoint {
+                path: checkpoint.to_owned(),
+            },
             started,
             Vec::new(),
         ));
@@ -133,11 +123,7 @@ pub fn run(
     {
         Ok(reader) => reader,
         Err(e) if options.fallback_on_error => {
-            return Ok(fall_back(
-                format!("the checkpoint is unusable ({e})"),
-                started,
-                Vec::new(),
-            ))
+            return Ok(fall_back(FallBack::Unusable(e), started, Vec::new()))
         }
         Err(e) => return Err(e.into()),
     };
@@ -149,7 +135,7 @@ pub fn run(
     let recipe_secs = compared.elapsed().as_secs_f64();
     let rewriter = match Rewriter::relocating(old, &tree.info) {
         Ok(rewriter) => rewriter,
-        Err(e) => return Ok(fall_back(e.to_string(), started, warnings)),
+        Err(e) => return Ok(fall_back(FallBack::Relocation(e), started, warnings)),
     };
 
     warnings.extend(now_scan.warnings);
@@ -178,16 +164,13 @@ pub fn run(
         force: options.force,
     });
     let (skip_configure, note) = match gate {
-        Gate::FallBack { why } => return Ok(fall_back(why, started, warnings)),
+        Gate::FallBack { why } => return Ok(fall_back(FallBack::Refused(why), started, warnings)),
         Gate::Defer { why } => {
-            let secs = seconds(started);
-            return Ok(Report {
-                exit: ExitCode::Deferred,
-                summary: format!("restore: nothing restored yet: {why} ({secs:.2} s)"),
-                json: serde_json::json!({ "command": "restore", "exit_code": ExitCode::Deferred.code(), "configure": "runs", "deferred": true, "reason": why, "seconds": secs }),
-                body: None,
-                warnings,
-            });
+            return Ok(Outcome::new(RestoreReport::Deferred {
+                reason: why,
+                seconds: seconds(started),
+            })
+            .with_warnings(warnings));
         }
         Gate::Restore {
             skip_configure,
@@ -207,25 +190,28 @@ pub fn run(
     );
     warnings.extend(plan.warnings());
     if let Some(reason) = plan.fall_back_reason() {
-        return Ok(fall_back(reason, started, warnings));
+        return Ok(fall_back(FallBack::Refused(reason), started, warnings));
     }
     if tool == BuildTool::Make {
         plan::leave_static_archives_to_make(&mut plan);
     }
     let counts = plan.counts();
+    let configure = Configure::new(skip_configure, options.before_configure);
+    let times = |started| RestoreTimes {
+        recipe_seconds: recipe_secs,
+        checked_seconds: checked_secs,
+        seconds: seconds(started),
+    };
 
     if options.dry_run {
-        let secs = seconds(started);
-        return Ok(Report {
-            exit: ExitCode::Success,
-            summary: format!(
-                "restore --dry-run: {note}; would create {}, re-time {}, remove {}, keep fresh {}, skip {}; nothing changed (recipe compared in {recipe_secs:.4} s, tree in {checked_secs:.3} s; {secs:.2} s)",
-                counts.created, counts.retimed, counts.removed, counts.freshened, counts.skipped
-            ),
-            json: serde_json::json!({ "command": "restore", "dry_run": true, "exit_code": 0, "configure": configure_word(skip_configure, options.before_configure), "note": note, "plan": counts, "recipe_seconds": recipe_secs, "checked_seconds": checked_secs, "seconds": secs }),
-            body: Some(plan.to_string()),
-            warnings,
-        });
+        return Ok(Outcome::new(RestoreReport::DryRun {
+            note,
+            configure,
+            plan: counts,
+            times: times(started),
+        })
+        .with_body(Some(plan.to_string()))
+        .with_warnings(warnings));
     }
 
     // Blobs are only checked when read: check every blob the plan needs
@@ -240,11 +226,7 @@ pub fn run(
     });
     if let Err(e) = reader.verify_blobs(needed) {
         if options.fallback_on_error {
-            return Ok(fall_back(
-                format!("the checkpoint is unusable ({e})"),
-                started,
-                warnings,
-            ));
+            return Ok(fall_back(FallBack::Unusable(e), started, warnings));
         }
         return Err(e.into());
     }
@@ -261,31 +243,19 @@ pub fn run(
                 detail: e.to_string(),
             };
             if options.fallback_on_error {
-                return Ok(fall_back(
-                    format!("the checkpoint is unusable ({e})"),
-                    started,
-                    warnings,
-                ));
+                return Ok(fall_back(FallBack::Unusable(e), started, warnings));
             }
             return Err(e.into());
         }
         Err(e) => return Err(e.into()),
     };
     wait_until_past(plan.fresh_mtime);
-    let secs = seconds(started);
-    Ok(Report {
-        exit: ExitCode::Success,
-        summary: format!(
-            "restore: {note}; {} created ({} written), {} re-timed, {} removed, {} kept fresh, {} skipped in {secs:.2} s (recipe compared in {recipe_secs:.4} s, tree in {checked_secs:.3} s)",
-            counts.created,
-            human_bytes(applied.bytes_written),
-            counts.retimed,
-            counts.removed,
-            counts.freshened,
-            counts.skipped
-        ),
-        json: serde_json::json!({ "command": "restore", "dry_run": false, "exit_code": 0, "configure": configure_word(skip_configure, options.before_configure), "note": note, "plan": counts, "applied": applied, "recipe_seconds": recipe_secs, "checked_seconds": checked_secs, "seconds": secs }),
-        body: None,
-        warnings,
+    Ok(Outcome::new(RestoreReport::Restored {
+        note,
+        configure,
+        plan: counts,
+        applied,
+        times: times(started),
     })
+    .with_warnings(warnings))
 }

@@ -1,8 +1,8 @@
-use super::{human_bytes, seconds, Report};
+use super::report::{Outcome, SaveReport};
+use super::seconds;
 use crate::checkpoint::{pack, snapshot};
 use crate::config::TreeConfig;
 use crate::error::Error;
-use crate::exit_code::ExitCode;
 use crate::rewrite::Rewriter;
 use crate::scan;
 use crate::tree::Node;
@@ -15,7 +15,7 @@ pub fn run(
     output: &Path,
     level: i32,
     started: Instant,
-) -> Result<Report, Error> {
+) -> Result<Outcome, Error> {
     crate::apply::check_no_interrupted_restore(&tree.root)?;
     let state = snapshot::read_snapshot(state_path)?;
     snapshot::check_snapshot_matches(state_path, &state, &tree.info)?;
@@ -51,22 +51,14 @@ pub fn run(
             ..Default::default()
         },
     )?;
-    let secs = seconds(started);
-    Ok(Report {
-        exit: ExitCode::Success,
-        summary: format!(
-            "save: {products} new or changed files ({} raw, {} stored) of {} entries in {secs:.2} s -> {}",
-            human_bytes(written.raw_bytes),
-            human_bytes(written.pack_bytes),
-            scan.manifest.len(),
-            written.path.display()
-        ),
-        json: serde_json::json!({
-            "command": "save", "exit_code": 0, "entries": scan.manifest.len(), "products": products,
-            "blobs": written.blobs, "raw_bytes": written.raw_bytes, "pack_bytes": written.pack_bytes,
-            "seconds": secs, "checkpoint": written.path,
-        }),
-        body: None,
-        warnings,
+    Ok(Outcome::new(SaveReport {
+        blobs: written.blobs,
+        checkpoint: written.path,
+        entries: scan.manifest.len(),
+        pack_bytes: written.pack_bytes,
+        products,
+        raw_bytes: written.raw_bytes,
+        seconds: seconds(started),
     })
+    .with_warnings(warnings))
 }

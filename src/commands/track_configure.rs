@@ -9,13 +9,13 @@
 //! records access times at all (a `noatime` mount does not: then the record
 //! says "unknown" and every later build runs configure).
 
-use super::{seconds, Report};
+use super::report::{Outcome, TrackConfigureReport};
+use super::seconds;
 use crate::apply::safe_dir::{self, SafeRoot, WalkError};
 use crate::apply::{ApplyError, Op};
 use crate::checkpoint::snapshot;
 use crate::config::TreeConfig;
 use crate::error::Error;
-use crate::exit_code::ExitCode;
 use crate::gate::{ConfigureReads, READS_FILE, RECORD_DIR};
 use crate::tree::{Node, RelPath, Timestamp};
 use nix::errno::Errno;
@@ -73,7 +73,7 @@ pub fn run(
     state_path: &Path,
     finish: bool,
     started: Instant,
-) -> Result<Report, Error> {
+) -> Result<Outcome, Error> {
     let state = snapshot::read_snapshot(state_path)?;
     let root = SafeRoot::open(&tree.root).map_err(|e| {
         Error::from(ApplyError::Io {
@@ -100,14 +100,10 @@ pub fn run(
                 Err(e) => return Err(io_error(&root, Op::SetTimes, entry.path.as_bytes(), e)),
             }
         }
-        let secs = seconds(started);
-        return Ok(Report {
-            exit: ExitCode::Success,
-            summary: format!("track-configure: watching {n} files for reads ({secs:.2} s)"),
-            json: serde_json::json!({ "command": "track-configure", "exit_code": 0, "watching": n, "seconds": secs }),
-            body: None,
-            warnings: Vec::new(),
-        });
+        return Ok(Outcome::new(TrackConfigureReport::Start {
+            seconds: seconds(started),
+            watching: n,
+        }));
     }
 
     let mut reads = ConfigureReads {
@@ -145,23 +141,9 @@ pub fn run(
             Errno::from_raw(e.raw_os_error().unwrap_or(0)),
         )
     })?;
-    let secs = seconds(started);
-    let summary = if reads.known {
-        format!(
-            "track-configure: configure read {} files -> {READS_FILE} ({secs:.2} s)",
-            reads.paths.len()
-        )
-    } else {
-        format!("track-configure: this file system records no access times; later builds will run configure ({secs:.2} s)")
-    };
-    Ok(Report {
-        exit: ExitCode::Success,
-        summary,
-        json: serde_json::json!({
-            "command": "track-configure", "exit_code": 0, "known": reads.known,
-            "read": reads.paths.len(), "seconds": secs,
-        }),
-        body: None,
-        warnings: Vec::new(),
-    })
+    Ok(Outcome::new(TrackConfigureReport::Finish {
+        known: reads.known,
+        read: reads.paths.len(),
+        seconds: seconds(started),
+    }))
 }

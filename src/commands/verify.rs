@@ -1,28 +1,21 @@
-use super::{human_bytes, seconds, Report};
+use super::report::{Outcome, VerifyReport};
+use super::seconds;
 use crate::checkpoint::pack::PackReader;
 use crate::checkpoint::{CheckpointError, Role};
 use crate::error::Error;
-use crate::exit_code::ExitCode;
 use crate::tree::Timestamp;
 use std::path::Path;
 use std::time::Instant;
 
-pub fn run(checkpoint: &Path, started: Instant) -> Result<Report, Error> {
+pub fn run(checkpoint: &Path, started: Instant) -> Result<Outcome, Error> {
     let reader = PackReader::open(checkpoint)?;
     let verified = reader.verify()?;
     check_restorable(&reader, Timestamp::now())?;
-    let secs = seconds(started);
-    Ok(Report {
-        exit: ExitCode::Success,
-        summary: format!(
-            "verify: manifest and {} blobs ({}) intact and restorable in {secs:.2} s",
-            verified.blobs,
-            human_bytes(verified.raw_bytes)
-        ),
-        json: serde_json::json!({ "command": "verify", "exit_code": 0, "blobs": verified.blobs, "raw_bytes": verified.raw_bytes, "seconds": secs }),
-        body: None,
-        warnings: Vec::new(),
-    })
+    Ok(Outcome::new(VerifyReport {
+        blobs: verified.blobs,
+        raw_bytes: verified.raw_bytes,
+        seconds: seconds(started),
+    }))
 }
 
 /// What `restore` refuses before its first write because of the checkpoint
