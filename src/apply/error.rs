@@ -24,7 +24,6 @@ pub enum Op {
     CreateMarker,
     RemoveMarker,
     CheckMarker,
-    Sync,
     ValidatePlan,
     ValidateCheckpoint,
 }
@@ -46,7 +45,6 @@ impl fmt::Display for Op {
             Op::CreateMarker => "create the restore marker",
             Op::RemoveMarker => "remove the restore marker",
             Op::CheckMarker => "look for the restore marker",
-            Op::Sync => "sync",
             Op::ValidatePlan => "validate the plan entry",
             Op::ValidateCheckpoint => "check what restore would write",
         })
@@ -155,6 +153,7 @@ impl ApplyError {
     }
 
     /// The operation that failed.
+    #[cfg(test)]
     pub fn op(&self) -> Op {
         match self {
             ApplyError::Io { op, .. }

@@ -42,6 +42,7 @@ mod preflight;
 pub mod safe_dir;
 #[cfg(test)]
 mod tests;
+mod work;
 
 pub use error::{ApplyError, Op};
 pub use safe_dir::SafeRoot;
@@ -54,7 +55,7 @@ use rayon::prelude::*;
 use safe_dir::{DirCursor, EntryError, WalkError};
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
+use work::{split, DirTime, Work};
 
 /// The marker left at the root while a restore is in progress.
 pub const MARKER: &str = ".nix-checkpoint-restoring";
@@ -116,41 +117,8 @@ pub struct ApplyStats {
     /// counted here).
     pub removed: u64,
     pub freshened: u64,
-    /// `Skip` actions, plus actions skipped for a symlink in the way under
-    /// [`SymlinkPolicy::Skip`].
+    /// `Skip` actions.
     pub skipped: u64,
-}
-
-/// What to do when a symlink in the tree stands where the plan expects a
-/// directory on the way (or a file or directory at the end).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub enum SymlinkPolicy {
-    /// Stop with [`ApplyError::SymlinkInTheWay`].
-    #[default]
-    Refuse,
-    /// Leave that action undone and report it; never follow the symlink.
-    Skip,
-}
-
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct ApplyOptions {
-    pub symlinks: SymlinkPolicy,
-}
-
-/// An action left undone under [`SymlinkPolicy::Skip`].
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SkippedForSymlink {
-    /// The action's path.
-    pub path: RelPath,
-    /// The symlink found in the way (`path` itself or an ancestor).
-    pub symlink: RelPath,
-}
-
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ApplyReport {
-    pub stats: ApplyStats,
-    /// Sorted by path.
-    pub skipped_for_symlinks: Vec<SkippedForSymlink>,
 }
 
 /// Applies `plan` to the tree at `root`, refusing any symlink in the way.
@@ -160,45 +128,6 @@ pub fn apply(
     blobs: &dyn BlobSource,
     rewriter: &Rewriter,
 ) -> Result<ApplyStats, ApplyError> {
-    apply_with(root, plan, blobs, rewriter, &ApplyOptions::default()).map(|r| r.stats)
-}
-
-/// Errors with [`ApplyError::Interrupted`] if an earlier restore into
-/// `root` did not finish. Every command that reads or writes the tree calls
-/// this first.
-pub fn check_no_interrupted_restore(root: &Path) -> Result<(), ApplyError> {
-    let marker = root.join(MARKER);
-    match std::fs::symlink_metadata(&marker) {
-        Ok(_) => Err(ApplyError::Interrupted {
-            op: Op::CheckMarker,
-            root: root.to_path_buf(),
-        }),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(ApplyError::Io {
-            op: Op::CheckMarker,
-            path: marker,
-            errno: Errno::from_raw(e.raw_os_error().unwrap_or(nix::libc::EIO)),
-        }),
-    }
-}
-
-/// The checks [`apply`] makes on a plan before writing anything (pure):
-/// `Err(UnsafePlan)` for what a checkpoint must never ask for,
-/// `Err(InvalidPlan)` for what a correct planner never produces.
-pub fn check_plan(root: &Path, plan: &Plan) -> Result<(), ApplyError> {
-    preflight::check(root, plan)
-}
-
-pub use preflight::{check_checkpoint, is_reserved, MAX_RESTORED_SECS, MIN_RESTORED_SECS};
-
-/// [`apply`] with options; also reports what was skipped.
-pub fn apply_with(
-    root: &Path,
-    plan: &Plan,
-    blobs: &dyn BlobSource,
-    rewriter: &Rewriter,
-    options: &ApplyOptions,
-) -> Result<ApplyReport, ApplyError> {
     check_no_interrupted_restore(root)?;
     preflight::check(root, plan)?;
     let safe = SafeRoot::open(root).map_err(|errno| ApplyError::Io {
@@ -230,25 +159,43 @@ pub fn apply_with(
         root: &safe,
         blobs,
         rewriter,
-        options,
         fresh_mtime: plan.fresh_mtime,
         counts: Counts::default(),
-        skipped: Mutex::new(Vec::new()),
     };
     applier.counts.skipped.store(work.skips, Ordering::Relaxed);
     applier.run(&work)?;
 
     unlink_marker(&safe)?;
-    let mut skipped_for_symlinks = applier
-        .skipped
-        .into_inner()
-        .unwrap_or_else(|e| e.into_inner());
-    skipped_for_symlinks.sort_by(|a, b| a.path.cmp(&b.path));
-    Ok(ApplyReport {
-        stats: applier.counts.snapshot(),
-        skipped_for_symlinks,
-    })
+    Ok(applier.counts.snapshot())
 }
+
+/// Errors with [`ApplyError::Interrupted`] if an earlier restore into
+/// `root` did not finish. Every command that reads or writes the tree calls
+/// this first.
+pub fn check_no_interrupted_restore(root: &Path) -> Result<(), ApplyError> {
+    let marker = root.join(MARKER);
+    match std::fs::symlink_metadata(&marker) {
+        Ok(_) => Err(ApplyError::Interrupted {
+            op: Op::CheckMarker,
+            root: root.to_path_buf(),
+        }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(ApplyError::Io {
+            op: Op::CheckMarker,
+            path: marker,
+            errno: Errno::from_raw(e.raw_os_error().unwrap_or(nix::libc::EIO)),
+        }),
+    }
+}
+
+/// The checks [`apply`] makes on a plan before writing anything (pure):
+/// `Err(UnsafePlan)` for what a checkpoint must never ask for,
+/// `Err(InvalidPlan)` for what a correct planner never produces.
+pub fn check_plan(root: &Path, plan: &Plan) -> Result<(), ApplyError> {
+    preflight::check(root, plan)
+}
+
+pub use preflight::{check_checkpoint, is_reserved, MAX_RESTORED_SECS, MIN_RESTORED_SECS};
 
 fn unlink_marker(safe: &SafeRoot) -> Result<(), ApplyError> {
     let err = |errno| ApplyError::Io {
@@ -258,108 +205,6 @@ fn unlink_marker(safe: &SafeRoot) -> Result<(), ApplyError> {
     };
     safe_dir::remove(safe.fd(), MARKER.as_bytes(), Kind::File).map_err(err)?;
     safe.sync().map_err(err)
-}
-
-/// The plan's actions, split by phase and sorted in execution order.
-struct Work<'p> {
-    /// `(path, kind, is a Remove action)`, deepest first.
-    removals: Vec<(&'p RelPath, Kind, bool)>,
-    /// Parents first.
-    dirs: Vec<&'p Entry>,
-    /// Files and symlinks, grouped by parent directory.
-    leaves: Vec<&'p Entry>,
-    /// `Retime` / `Freshen` of files and symlinks, grouped by parent.
-    times: Vec<&'p Action>,
-    /// Directory modes (if set) and mtimes, deepest first.
-    dir_times: Vec<DirTime<'p>>,
-    skips: u64,
-}
-
-struct DirTime<'p> {
-    path: &'p RelPath,
-    mode: Option<u32>,
-    mtime: Timestamp,
-    retime: bool,
-    freshen: bool,
-}
-
-/// `(parent, name)`; the parent of a top-level entry is empty.
-fn split(path: &RelPath) -> (&[u8], &[u8]) {
-    let bytes = path.as_bytes();
-    match bytes.iter().rposition(|&b| b == b'/') {
-        Some(i) => (&bytes[..i], &bytes[i + 1..]),
-        None => (&[], bytes),
-    }
-}
-
-impl<'p> Work<'p> {
-    fn sort(plan: &'p Plan) -> Work<'p> {
-        let mut work = Work {
-            removals: Vec::new(),
-            dirs: Vec::new(),
-            leaves: Vec::new(),
-            times: Vec::new(),
-            dir_times: Vec::new(),
-            skips: 0,
-        };
-        for action in &plan.actions {
-            match action {
-                Action::Create { entry, replaces } => {
-                    if let Some(kind) = replaces {
-                        work.removals.push((&entry.path, *kind, false));
-                    }
-                    if entry.node.kind() == Kind::Dir {
-                        work.dirs.push(entry);
-                        work.dir_times.push(DirTime {
-                            path: &entry.path,
-                            mode: Some(entry.mode),
-                            mtime: entry.mtime,
-                            retime: false,
-                            freshen: false,
-                        });
-                    } else {
-                        work.leaves.push(entry);
-                    }
-                }
-                Action::Remove { path, kind } => work.removals.push((path, *kind, true)),
-                Action::Retime {
-                    path,
-                    kind: Kind::Dir,
-                    mode,
-                    mtime,
-                } => work.dir_times.push(DirTime {
-                    path,
-                    mode: Some(*mode),
-                    mtime: *mtime,
-                    retime: true,
-                    freshen: false,
-                }),
-                Action::Freshen {
-                    path,
-                    kind: Kind::Dir,
-                    ..
-                } => work.dir_times.push(DirTime {
-                    path,
-                    mode: None,
-                    mtime: plan.fresh_mtime,
-                    retime: false,
-                    freshen: true,
-                }),
-                Action::Retime { .. } | Action::Freshen { .. } => work.times.push(action),
-                Action::Skip { .. } => work.skips += 1,
-            }
-        }
-        // Bytewise order puts a directory before everything inside it, so
-        // the reverse puts every descendant before its ancestors.
-        work.removals.sort_by(|a, b| b.0.cmp(a.0));
-        work.dirs.sort_by(|a, b| a.path.cmp(&b.path));
-        work.leaves
-            .sort_by(|a, b| split(&a.path).cmp(&split(&b.path)));
-        work.times
-            .sort_by(|a, b| split(a.path()).cmp(&split(b.path())));
-        work.dir_times.sort_by(|a, b| b.path.cmp(a.path));
-        work
-    }
 }
 
 #[derive(Default)]
@@ -402,26 +247,17 @@ struct Applier<'a> {
     root: &'a SafeRoot,
     blobs: &'a dyn BlobSource,
     rewriter: &'a Rewriter,
-    options: &'a ApplyOptions,
     fresh_mtime: Timestamp,
     counts: Counts,
-    skipped: Mutex<Vec<SkippedForSymlink>>,
-}
-
-/// Whether an action went ahead or was skipped for a symlink in the way.
-enum Went {
-    Done,
-    Skipped,
 }
 
 impl Applier<'_> {
     fn run(&self, work: &Work<'_>) -> Result<(), ApplyError> {
         let mut cursor = self.root.cursor();
         for &(path, kind, counted) in &work.removals {
-            if let Went::Done = self.remove(&mut cursor, path, kind)? {
-                if counted {
-                    Counts::add(&self.counts.removed, 1);
-                }
+            self.remove(&mut cursor, path, kind)?;
+            if counted {
+                Counts::add(&self.counts.removed, 1);
             }
         }
         for entry in &work.dirs {
@@ -459,56 +295,37 @@ impl Applier<'_> {
         }
     }
 
-    /// A symlink in the way of `op` on `path`: an error, or a skip.
-    fn symlink_in_the_way(
-        &self,
-        op: Op,
-        path: &RelPath,
-        symlink: &[u8],
-    ) -> Result<Went, ApplyError> {
-        match self.options.symlinks {
-            SymlinkPolicy::Refuse => Err(ApplyError::SymlinkInTheWay {
-                op,
-                path: self.root.display(path.as_bytes()),
-                symlink: self.root.display(symlink),
-            }),
-            SymlinkPolicy::Skip => {
-                let symlink = RelPath::new(symlink).expect("a prefix of a RelPath");
-                self.skipped
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .push(SkippedForSymlink {
-                        path: path.clone(),
-                        symlink,
-                    });
-                Counts::add(&self.counts.skipped, 1);
-                Ok(Went::Skipped)
-            }
+    /// A symlink in the way of `op` on `path`: refused, never followed.
+    fn symlink_in_the_way(&self, op: Op, path: &RelPath, symlink: &[u8]) -> ApplyError {
+        ApplyError::SymlinkInTheWay {
+            op,
+            path: self.root.display(path.as_bytes()),
+            symlink: self.root.display(symlink),
         }
     }
 
-    /// Opens the parent of `path`; `Err(Ok(Went::Skipped))` if skipped.
+    /// Opens the parent of `path`.
     fn parent<'c>(
         &self,
         cursor: &'c mut DirCursor<'_>,
         op: Op,
         path: &RelPath,
-    ) -> Result<std::os::fd::BorrowedFd<'c>, Result<Went, ApplyError>> {
+    ) -> Result<std::os::fd::BorrowedFd<'c>, ApplyError> {
         let (parent, _) = split(path);
         cursor.dir(parent).map_err(|e| match e {
             WalkError::Symlink { at } => self.symlink_in_the_way(op, path, &at),
-            WalkError::Errno { at, errno } => Err(ApplyError::Io {
+            WalkError::Errno { at, errno } => ApplyError::Io {
                 op: Op::OpenDir,
                 path: self.root.display(&at),
                 errno,
-            }),
+            },
         })
     }
 
-    fn entry_error(&self, op: Op, path: &RelPath, e: EntryError) -> Result<Went, ApplyError> {
+    fn entry_error(&self, op: Op, path: &RelPath, e: EntryError) -> ApplyError {
         match e {
             EntryError::Symlink => self.symlink_in_the_way(op, path, path.as_bytes()),
-            EntryError::Errno(errno) => Err(self.io(op, path, errno)),
+            EntryError::Errno(errno) => self.io(op, path, errno),
         }
     }
 
@@ -517,28 +334,21 @@ impl Applier<'_> {
         cursor: &mut DirCursor<'_>,
         path: &RelPath,
         kind: Kind,
-    ) -> Result<Went, ApplyError> {
-        let dir = match self.parent(cursor, Op::Remove, path) {
-            Ok(dir) => dir,
-            Err(went) => return went,
-        };
+    ) -> Result<(), ApplyError> {
+        let dir = self.parent(cursor, Op::Remove, path)?;
         let (_, name) = split(path);
-        safe_dir::remove(dir, name, kind).map_err(|errno| self.io(Op::Remove, path, errno))?;
-        Ok(Went::Done)
+        safe_dir::remove(dir, name, kind).map_err(|errno| self.io(Op::Remove, path, errno))
     }
 
-    fn create_dir(&self, cursor: &mut DirCursor<'_>, entry: &Entry) -> Result<Went, ApplyError> {
-        let dir = match self.parent(cursor, Op::CreateDir, &entry.path) {
-            Ok(dir) => dir,
-            Err(went) => return went,
-        };
+    fn create_dir(&self, cursor: &mut DirCursor<'_>, entry: &Entry) -> Result<(), ApplyError> {
+        let dir = self.parent(cursor, Op::CreateDir, &entry.path)?;
         let (_, name) = split(&entry.path);
         // Owner rwx until step 5, so that children can be created.
         let mode = (entry.mode & 0o777) | 0o700;
         safe_dir::create_dir(dir, name, mode)
             .map_err(|errno| self.io(Op::CreateDir, &entry.path, errno))?;
         Counts::add(&self.counts.dirs_created, 1);
-        Ok(Went::Done)
+        Ok(())
     }
 
     fn create_leaf(&self, cursor: &mut DirCursor<'_>, entry: &Entry) -> Result<(), ApplyError> {
@@ -554,10 +364,7 @@ impl Applier<'_> {
                 // Too large to hold: streamed (`restore` verified every
                 // blob before the first write, so a failure here means the
                 // pack changed under us; the marker stays).
-                let dir = match self.parent(cursor, Op::CreateFile, path) {
-                    Ok(dir) => dir,
-                    Err(went) => return went.map(drop),
-                };
+                let dir = self.parent(cursor, Op::CreateFile, path)?;
                 let mut source_error = None;
                 let written =
                     safe_dir::create_file_with(dir, name, entry.mode, entry.mtime, |file| {
@@ -623,10 +430,7 @@ impl Applier<'_> {
                         actual: content.len() as u64,
                     });
                 }
-                let dir = match self.parent(cursor, Op::CreateFile, path) {
-                    Ok(dir) => dir,
-                    Err(went) => return went.map(drop),
-                };
+                let dir = self.parent(cursor, Op::CreateFile, path)?;
                 safe_dir::create_file(dir, name, &content, entry.mode, entry.mtime)
                     .map_err(|(op, errno)| self.io(op, path, errno))?;
                 Counts::add(&self.counts.files_created, 1);
@@ -635,10 +439,7 @@ impl Applier<'_> {
             Node::Symlink { target, .. } => {
                 let mut target = target.to_vec();
                 self.rewriter.rewrite_in_place(&mut target);
-                let dir = match self.parent(cursor, Op::CreateSymlink, path) {
-                    Ok(dir) => dir,
-                    Err(went) => return went.map(drop),
-                };
+                let dir = self.parent(cursor, Op::CreateSymlink, path)?;
                 safe_dir::create_symlink(dir, name, &target)
                     .map_err(|errno| self.io(Op::CreateSymlink, path, errno))?;
                 safe_dir::set_mtime(dir, name, entry.mtime)
@@ -654,18 +455,14 @@ impl Applier<'_> {
     fn set_times(&self, cursor: &mut DirCursor<'_>, action: &Action) -> Result<(), ApplyError> {
         let path = action.path();
         let (_, name) = split(path);
-        let dir = match self.parent(cursor, Op::SetTimes, path) {
-            Ok(dir) => dir,
-            Err(went) => return went.map(drop),
-        };
+        let dir = self.parent(cursor, Op::SetTimes, path)?;
         match action {
             Action::Retime {
                 kind, mode, mtime, ..
             } => {
                 if *kind == Kind::File {
-                    if let Err(e) = safe_dir::set_mode(dir, name, *mode) {
-                        return self.entry_error(Op::SetMode, path, e).map(drop);
-                    }
+                    safe_dir::set_mode(dir, name, *mode)
+                        .map_err(|e| self.entry_error(Op::SetMode, path, e))?;
                 }
                 safe_dir::set_mtime(dir, name, *mtime)
                     .map_err(|errno| self.io(Op::SetTimes, path, errno))?;
@@ -683,15 +480,11 @@ impl Applier<'_> {
 
     /// Step 5: a directory's final mode and mtime.
     fn finish_dir(&self, cursor: &mut DirCursor<'_>, d: &DirTime<'_>) -> Result<(), ApplyError> {
-        let dir = match self.parent(cursor, Op::SetTimes, d.path) {
-            Ok(dir) => dir,
-            Err(went) => return went.map(drop),
-        };
+        let dir = self.parent(cursor, Op::SetTimes, d.path)?;
         let (_, name) = split(d.path);
         if let Some(mode) = d.mode {
-            if let Err(e) = safe_dir::set_mode(dir, name, mode) {
-                return self.entry_error(Op::SetMode, d.path, e).map(drop);
-            }
+            safe_dir::set_mode(dir, name, mode)
+                .map_err(|e| self.entry_error(Op::SetMode, d.path, e))?;
         }
         safe_dir::set_mtime(dir, name, d.mtime)
             .map_err(|errno| self.io(Op::SetTimes, d.path, errno))?;

@@ -441,6 +441,7 @@ pub fn create_synced(root: &SafeRoot, name: &[u8], content: &[u8]) -> Result<(),
 }
 
 /// Whether anything (of any type) is at `name` below `dir`.
+#[cfg(test)]
 pub fn exists(dir: BorrowedFd<'_>, name: &[u8]) -> Result<bool, Errno> {
     match lstat_at(dir, name) {
         Ok(_) => Ok(true),

@@ -532,48 +532,6 @@ fn symlinked_parent_is_refused_and_nothing_outside_changes() {
 }
 
 #[test]
-fn symlinked_parent_can_be_skipped_on_request() {
-    let f = fixture();
-    let r = &f.root;
-    std::os::unix::fs::symlink(&f.outside, r.join("sub")).unwrap();
-    let before = snapshot(&f.outside);
-    let mut b = Builder::default();
-    b.retime("sub", Kind::Dir, 0o777, T1)
-        .file("sub/victim", b"pwned", 0o777, T1)
-        .file("sub/inner/f", b"pwned", 0o777, T1)
-        .file("ok", b"fine", 0o644, T2);
-    let plan = b.plan(FRESH);
-    let report = apply_with(
-        r,
-        &plan,
-        &b.blobs,
-        &Rewriter::identity(),
-        &ApplyOptions {
-            symlinks: SymlinkPolicy::Skip,
-        },
-    )
-    .unwrap();
-    assert_eq!(snapshot(&f.outside), before);
-    let skipped: Vec<_> = report
-        .skipped_for_symlinks
-        .iter()
-        .map(|s| (s.path.to_string(), s.symlink.to_string()))
-        .collect();
-    assert_eq!(
-        skipped,
-        [
-            ("sub".to_string(), "sub".to_string()),
-            ("sub/inner/f".into(), "sub".into()),
-            ("sub/victim".into(), "sub".into()),
-        ]
-    );
-    assert_eq!(report.stats.skipped, 3);
-    assert_eq!(report.stats.files_created, 1);
-    assert_eq!(std::fs::read(r.join("ok")).unwrap(), b"fine");
-    assert!(!marker_present(r));
-}
-
-#[test]
 fn symlink_deep_in_the_path_is_refused() {
     let f = fixture();
     let r = &f.root;

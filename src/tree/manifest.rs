@@ -48,6 +48,7 @@ impl Timestamp {
         Timestamp::from_nanos(self.as_nanos().saturating_sub(nanos))
     }
 
+    #[cfg(test)]
     pub fn to_filetime(self) -> filetime::FileTime {
         filetime::FileTime::from_unix_time(self.secs, self.nanos)
     }
@@ -192,10 +193,6 @@ impl Manifest {
         &self.entries
     }
 
-    pub fn into_entries(self) -> Vec<Entry> {
-        self.entries
-    }
-
     pub fn len(&self) -> usize {
         self.entries.len()
     }
@@ -209,19 +206,5 @@ impl Manifest {
             .binary_search_by(|e| e.path.cmp(path))
             .ok()
             .map(|i| &self.entries[i])
-    }
-
-    /// Total bytes of regular files.
-    pub fn file_bytes(&self) -> u64 {
-        self.entries
-            .iter()
-            .map(|e| {
-                if let Node::File { size, .. } = e.node {
-                    size
-                } else {
-                    0
-                }
-            })
-            .sum()
     }
 }

@@ -58,11 +58,6 @@ impl RelPath {
         Path::new(OsStr::from_bytes(&self.0))
     }
 
-    /// The components, each a valid file name.
-    pub fn components(&self) -> impl Iterator<Item = &[u8]> {
-        self.0.split(|&b| b == b'/')
-    }
-
     /// The last component.
     pub fn file_name(&self) -> &[u8] {
         match self.0.iter().rposition(|&b| b == b'/') {
