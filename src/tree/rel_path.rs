@@ -82,6 +82,7 @@ impl RelPath {
     }
 
     /// Whether `self` lies strictly inside the directory `dir`.
+    #[cfg(test)]
     pub fn is_inside(&self, dir: &RelPath) -> bool {
         self.0.len() > dir.0.len() && self.0.starts_with(&dir.0) && self.0[dir.0.len()] == b'/'
     }
