@@ -95,7 +95,8 @@ impl Report {
             Report::Inspect(r) => serde_json::to_value(r),
             Report::Verify(r) => serde_json::to_value(r),
         };
-        // Plain data (numbers, strings, paths as strings): cannot fail.
+        // Numbers, strings and paths: only a path that is not UTF-8 fails
+        // (serde refuses it), which panics as `serde_json::json!` always did.
         let mut value = fields.expect("a report serialises to JSON");
         if let Some(map) = value.as_object_mut() {
             map.insert("command".into(), self.command().into());
