@@ -74,12 +74,42 @@ impl Inner {
                 }
             }
             match best {
-                Some((c, Extent { lo, hi, .. })) => {
+                Some((c, x)) => {
+                    let Extent { lo, hi, .. } = x;
                     let target = &self.targets[c.target];
                     let start = p + target.hash_at + lo - c.win;
                     let end = start + (hi - lo);
-                    let (s, e) = trim(hay, base, origins, p, (start, end), (lo > 0, hi < HASH_LEN));
-                    if s < e {
+                    // A piece from inside the hash that reaches its end but
+                    // not the `-name` after it ends where gcc cut it, or the
+                    // last bytes only happen to equal this hash's end (and
+                    // would not equal another build's).
+                    let stops_at_hash_end = lo > 0
+                        && hi == HASH_LEN
+                        && c.win + x.agreed == target.hash_at + HASH_LEN
+                        && !x.complete;
+                    // Likewise a piece starting at the hash's first
+                    // character without the store directory before it: a
+                    // byte before a piece from inside the hash may equal
+                    // this hash's start by chance. A whole hash is no
+                    // chance.
+                    let starts_without_store_dir = c.win == target.hash_at && hi < HASH_LEN;
+                    let cut = (
+                        lo > 0 || starts_without_store_dir,
+                        hi < HASH_LEN || stops_at_hash_end,
+                    );
+                    let (s, e) = trim(hay, base, origins, p, (start, end), cut);
+                    // `extend` judged a short head by the hash characters
+                    // the text follows; judge it again by those left after
+                    // the cut, or a character that only happens to follow
+                    // decides it.
+                    let kept_hi = hi - (end - e);
+                    let short_head_of_another_path = c.win < target.hash_at
+                        && kept_hi < SHORT
+                        && hi >= SHORT
+                        && hay
+                            .get(e..e + (HASH_LEN - kept_hi))
+                            .is_some_and(|b| b.iter().all(|&b| is_base32(b)));
+                    if s < e && !short_head_of_another_path {
                         return Some(Edit {
                             start: s,
                             end: e,
@@ -449,6 +479,49 @@ mod tests {
         let r = Rewriter::relocating(&info(OUT1, None, "/tmp/b1"), &info(OUT2, None, "/tmp/b2"))
             .unwrap();
         assert_eq!(masked(&r, b"/tmp/b1/x:/tmp/b1"), b"/tmp/b2/x:/tmp/b2");
+    }
+
+    /// A 16-byte piece from inside DEV1 ending one short of its hash end,
+    /// followed by a dependency's tail that starts with DEV2's last
+    /// character: the new build's masking must not take that `y` for the
+    /// end of its own hash (found by masking_is_invariant_under_relocation).
+    #[test]
+    fn a_piece_next_to_the_new_hash_end_or_start_by_chance_is_masked_alike() {
+        assert_eq!(DEV2.as_bytes()[31], b'y');
+        let data = format!("{}y6rvc-hello-2.9/", &DEV1[15..31]);
+        let moved = relocated(data.as_bytes());
+        assert_eq!(
+            moved,
+            format!("{}y6rvc-hello-2.9/", &DEV2[15..31]).as_bytes()
+        );
+        let (old_mask, new_mask) = (Rewriter::masking(&old()), Rewriter::masking(&new()));
+        assert_eq!(old_mask.hash(data.as_bytes()), new_mask.hash(&moved));
+        // And at the start: a byte before a piece from inside OUT1 that
+        // equals OUT2's first character.
+        assert_eq!(OUT2.as_bytes()[0], b'm');
+        let data = format!("e/{}{}", &DEP[..14], &OUT1[1..17]);
+        let moved = relocated(data.as_bytes());
+        assert_eq!(
+            moved,
+            format!("e/{}{}", &DEP[..14], &OUT2[1..17]).as_bytes()
+        );
+        assert_eq!(
+            Rewriter::masking(&old()).hash(data.as_bytes()),
+            Rewriter::masking(&new()).hash(&moved)
+        );
+        // A head piece one character short of SHORT that a following
+        // character lengthens by chance, before more base-32 text.
+        assert_eq!(&OUT1[7..8], "c");
+        let data = format!("ix/store/{}{}{}", &OUT1[..7], &OUT1[1..17], &OUT1[..16]);
+        let moved = relocated(data.as_bytes());
+        assert_eq!(
+            Rewriter::masking(&old()).hash(data.as_bytes()),
+            Rewriter::masking(&new()).hash(&moved)
+        );
+        // The same piece followed by its `-name` is masked to the hash end.
+        let whole = format!("{}-hello-2.10-dev", &DEV1[16..]);
+        let want = format!("{}-hello-2.10-dev", &DEV2[16..]);
+        assert_eq!(relocated(whole.as_bytes()), want.as_bytes());
     }
 
     proptest! {
