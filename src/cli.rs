@@ -9,7 +9,8 @@ use std::path::PathBuf;
     name = "nix-checkpoint",
     version,
     about = "Incremental builds for Nix: carry a build's products, with their mtimes, into the next build",
-    after_help = "Exit codes are listed in the README (0 = success, 3 = restore fell back to a full build)."
+    after_help = "Exit codes are listed in the README and in --help (0 = success, 3 = restore fell back to a full build).",
+    after_long_help = crate::exit_code::ExitCode::table()
 )]
 pub struct Cli {
     /// Print the closing summary (or, for inspect, the checkpoint) as JSON on stdout.
