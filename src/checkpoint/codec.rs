@@ -762,6 +762,63 @@ impl<W: io::Write> GuardedWriter<W> {
     }
 }
 
+/// Writes a container (`docs/format.md`): the header, whatever lies before
+/// the section (a pack's blobs), the section, then the trailer that
+/// describes it. The one place that lays out a header and a trailer: the
+/// pack writer, the state file and the crafted packs of the tests use it.
+pub struct ContainerWriter<W: io::Write> {
+    w: GuardedWriter<W>,
+    header: [u8; HEADER_LEN as usize],
+}
+
+impl<W: io::Write> ContainerWriter<W> {
+    /// Writes the header.
+    pub fn new(mut inner: W, magic: &[u8; 8]) -> io::Result<Self> {
+        let header = header_bytes(magic);
+        inner.write_all(&header)?;
+        Ok(ContainerWriter {
+            w: GuardedWriter::new(inner),
+            header,
+        })
+    }
+
+    /// Logical offset of the next byte.
+    pub fn pos(&self) -> u64 {
+        self.w.pos
+    }
+
+    /// Bytes before the section (blobs).
+    pub fn write_all(&mut self, data: &[u8]) -> io::Result<()> {
+        self.w.write_all(data)
+    }
+
+    /// Writes the section as stored (`raw_len` bytes once decompressed) and
+    /// returns the trailer that describes it, for [`ContainerWriter::finish`].
+    pub fn write_section(
+        &mut self,
+        stored: &[u8],
+        raw_len: u64,
+        compression: u8,
+    ) -> io::Result<Trailer> {
+        let trailer = Trailer {
+            section_offset: self.pos(),
+            section_stored: stored.len() as u64,
+            section_raw: raw_len,
+            compression,
+            section_checksum: xxhash_rust::xxh3::xxh3_128(stored),
+        };
+        self.w.write_all(stored)?;
+        Ok(trailer)
+    }
+
+    /// Writes the trailer; returns the inner writer and the file's length.
+    pub fn finish(mut self, trailer: &Trailer) -> io::Result<(W, u64)> {
+        self.w.write_all(&trailer_bytes(&self.header, trailer))?;
+        let len = self.w.file_len();
+        Ok((self.w.inner, len))
+    }
+}
+
 /// The file of a whole logical file (header included): guards inserted.
 pub fn add_guards(logical: &[u8]) -> Vec<u8> {
     let header = logical.len().min(HEADER_LEN as usize);

@@ -2,15 +2,13 @@
 //! (format: `docs/format.md`).
 
 use super::codec::{
-    add_guards, compress_section, decode_info, decode_manifest, encode_info, encode_manifest,
-    header_bytes, open_container, trailer_bytes, AtomicFile, Dec, DecResult, Enc, Trailer,
-    HEADER_LEN,
+    compress_section, decode_info, decode_manifest, encode_info, encode_manifest, open_container,
+    AtomicFile, ContainerWriter, Dec, DecResult, Enc,
 };
 use super::error::{CheckpointError, Role};
 use super::Snapshot;
 use std::io::Write;
 use std::path::Path;
-use xxhash_rust::xxh3::xxh3_128;
 
 /// First 8 bytes of a state file.
 pub const SNAPSHOT_MAGIC: [u8; 8] = *b"\x89NCKS\r\n\x1a";
@@ -45,21 +43,23 @@ pub fn write_snapshot(path: &Path, state: &Snapshot) -> Result<(), CheckpointErr
     let atomic = AtomicFile::create(path)?;
     let (compression, stored) = compress_section(&raw, STATE_LEVEL)
         .map_err(|e| atomic.write_err("compress the snapshot state", e))?;
-    let header = header_bytes(&SNAPSHOT_MAGIC);
-    let trailer = Trailer {
-        section_offset: HEADER_LEN,
-        section_stored: stored.len() as u64,
-        section_raw: raw.len() as u64,
-        compression,
-        section_checksum: xxh3_128(&stored),
-    };
-    // Guard bytes like a pack's: one container format, one reader.
-    let bytes = add_guards(&[&header[..], &stored, &trailer_bytes(&header, &trailer)].concat());
+    // A container like a pack's, without blobs: one format, one reader.
+    let bytes = container_bytes(&stored, raw.len() as u64, compression);
     atomic
         .file()
         .write_all(&bytes)
         .map_err(|e| atomic.write_err("write the snapshot state", e))?;
     atomic.commit()
+}
+
+/// The whole state file, in memory (it holds no blobs).
+fn container_bytes(stored: &[u8], raw_len: u64, compression: u8) -> Vec<u8> {
+    let in_memory = "writing to a Vec cannot fail";
+    let mut w = ContainerWriter::new(Vec::new(), &SNAPSHOT_MAGIC).expect(in_memory);
+    let trailer = w
+        .write_section(stored, raw_len, compression)
+        .expect(in_memory);
+    w.finish(&trailer).expect(in_memory).0
 }
 
 /// Reads and validates a state file.

@@ -5,8 +5,7 @@
 
 pub use super::codec::{add_guards, remove_guards, GUARD, GUARD_SPACING};
 use super::codec::{
-    encode_info, header_bytes, trailer_bytes, Enc, Trailer, COMPRESSION_RAW, COMPRESSION_ZSTD,
-    HEADER_LEN, TRAILER_LEN,
+    encode_info, ContainerWriter, Enc, COMPRESSION_RAW, COMPRESSION_ZSTD, HEADER_LEN, TRAILER_LEN,
 };
 use super::error::CheckpointError;
 use super::pack::{PackReader, PACK_MAGIC};
@@ -252,23 +251,14 @@ pub fn assemble(area: &[u8], section: &[u8], zstd_section: bool, declared: Optio
     } else {
         (COMPRESSION_RAW, section.to_vec())
     };
-    let header = header_bytes(&PACK_MAGIC);
-    let trailer = Trailer {
-        section_offset: HEADER_LEN + area.len() as u64,
-        section_stored: stored.len() as u64,
-        section_raw: declared.unwrap_or(section.len() as u64),
-        compression,
-        section_checksum: xxh3_128(&stored),
-    };
-    add_guards(
-        &[
-            &header[..],
-            area,
-            &stored,
-            &trailer_bytes(&header, &trailer),
-        ]
-        .concat(),
-    )
+    let in_memory = "writing to a Vec cannot fail";
+    let mut w = ContainerWriter::new(Vec::new(), &PACK_MAGIC).expect(in_memory);
+    w.write_all(area).expect(in_memory);
+    let raw_len = declared.unwrap_or(section.len() as u64);
+    let trailer = w
+        .write_section(&stored, raw_len, compression)
+        .expect(in_memory);
+    w.finish(&trailer).expect(in_memory).0
 }
 
 /// Recomputes the section and trailer checksums of `bytes` in place (when
