@@ -12,6 +12,7 @@ use super::codec::{
     decode_info, decode_manifest, encode_info, encode_manifest, Dec, DecResult, Enc,
     COMPRESSION_RAW, COMPRESSION_ZSTD, HEADER_LEN, MAX_BLOBS, MAX_BLOB_SIZE,
 };
+use super::error::{Charge, DecodeError};
 use super::{BlobInfo, Checkpoint};
 use crate::build_info::BuildInfo;
 use crate::tree::{ContentHash, Entry, Manifest, Node, RelPath};
@@ -73,10 +74,13 @@ fn required_blobs<'a>(
         };
         let (known, first) = *required.entry(hash).or_insert((size, &entry.path));
         if known != size {
-            return Err(format!(
-                "{} and {first} have the same content hash {hash:032x} but sizes {size} and {known}",
-                entry.path
-            ));
+            return Err(DecodeError::SameHashSizes {
+                path: entry.path.clone(),
+                first: first.clone(),
+                hash,
+                size,
+                known,
+            });
         }
     }
     Ok(required)
@@ -124,7 +128,7 @@ fn decode_section(
     let n = d.count(BLOB_RECORD_LEN, MAX_BLOBS, "blobs")?;
     d.charge(
         n.saturating_mul(2 * std::mem::size_of::<BlobRecord>()),
-        &format!("{n} blob records"),
+        || Charge::BlobRecords(n),
     )?;
     let mut records: Vec<BlobRecord> = Vec::with_capacity(n);
     let mut next_offset = HEADER_LEN;
@@ -137,34 +141,39 @@ fn decode_section(
         let compression = match d.u8()? {
             COMPRESSION_RAW => Compression::Raw,
             COMPRESSION_ZSTD => Compression::Zstd,
-            c => return Err(format!("blob {hash:032x}: unknown compression {c}")),
+            code => return Err(DecodeError::BlobCompression { hash, code }),
         };
         if d.take(7)? != [0; 7] {
-            return Err(format!("blob {hash:032x}: reserved bytes are not zero"));
+            return Err(DecodeError::BlobReserved(hash));
         }
         if let Some(last) = records.last() {
             if last.hash >= hash {
-                return Err(format!("blob {hash:032x}: listed twice or out of order"));
+                return Err(DecodeError::BlobOrder(hash));
             }
         }
         if offset != next_offset {
-            return Err(format!(
-                "blob {hash:032x} at offset {offset}, expected {next_offset} (gap or overlap)"
-            ));
+            return Err(DecodeError::BlobGap {
+                hash,
+                offset,
+                expected: next_offset,
+            });
         }
         next_offset = offset
             .checked_add(stored_len)
             .filter(|&end| end <= blobs_end)
-            .ok_or_else(|| format!("blob {hash:032x} runs past the blob area"))?;
+            .ok_or(DecodeError::BlobPastArea(hash))?;
         if raw_size > MAX_BLOB_SIZE {
-            return Err(format!(
-                "blob {hash:032x}: {raw_size} bytes, the limit is {MAX_BLOB_SIZE}"
-            ));
+            return Err(DecodeError::BlobTooLarge {
+                hash,
+                size: raw_size,
+            });
         }
         if compression == Compression::Raw && raw_size != stored_len {
-            return Err(format!(
-                "blob {hash:032x}: raw blob of {stored_len} bytes declares {raw_size}"
-            ));
+            return Err(DecodeError::RawBlobSize {
+                hash,
+                stored: stored_len,
+                declared: raw_size,
+            });
         }
         records.push(BlobRecord {
             hash,
@@ -177,9 +186,10 @@ fn decode_section(
     }
     d.finish()?;
     if next_offset != blobs_end {
-        return Err(format!(
-            "blobs end at {next_offset} but the manifest starts at {blobs_end}"
-        ));
+        return Err(DecodeError::BlobsEnd {
+            end: next_offset,
+            section: blobs_end,
+        });
     }
 
     let required = required_blobs(&before, &after)?;
@@ -187,12 +197,19 @@ fn decode_section(
         match records.binary_search_by_key(hash, |r| r.hash) {
             Ok(i) if records[i].raw_size == *size => {}
             Ok(i) => {
-                return Err(format!(
-                    "{path}: {size} bytes but its blob {hash:032x} has {}",
-                    records[i].raw_size
-                ))
+                return Err(DecodeError::BlobSizeDiffers {
+                    path: (*path).clone(),
+                    size: *size,
+                    hash: *hash,
+                    blob_size: records[i].raw_size,
+                })
             }
-            Err(_) => return Err(format!("{path}: no blob with its content {hash:032x}")),
+            Err(_) => {
+                return Err(DecodeError::NoBlob {
+                    path: (*path).clone(),
+                    hash: *hash,
+                })
+            }
         }
     }
     if records.len() != required.len() {
@@ -201,9 +218,7 @@ fn decode_section(
             .find(|r| !required.contains_key(&r.hash))
             .map(|r| r.hash)
             .unwrap_or_default();
-        return Err(format!(
-            "blob {extra:032x} is the content of no new or changed file"
-        ));
+        return Err(DecodeError::UnreferencedBlob(extra));
     }
 
     let blobs = records

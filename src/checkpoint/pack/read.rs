@@ -4,7 +4,7 @@
 
 use super::{decode_section, BlobRecord, Compression, CHUNK, PACK_MAGIC};
 use crate::checkpoint::codec::{open_container, read_logical, LogicalRange};
-use crate::checkpoint::error::{CheckpointError, Role};
+use crate::checkpoint::error::{CheckpointError, DecodeError, InputError, Op, Role};
 use crate::checkpoint::{Checkpoint, PACK_FILE_NAME};
 use crate::tree::ContentHash;
 use rayon::prelude::*;
@@ -62,8 +62,8 @@ impl PackReader {
             return Err(CheckpointError::Unsupported {
                 role: Role::Checkpoint,
                 path: path.to_owned(),
-                op: "open".into(),
-                detail: NIXPKGS_CHECKPOINT.into(),
+                op: Op::Open,
+                detail: Box::new(DecodeError::NixpkgsCheckpoint),
             });
         }
         let path = if path.is_dir() {
@@ -76,8 +76,8 @@ impl PackReader {
             .map_err(|detail| CheckpointError::Unsafe {
                 role: Role::Checkpoint,
                 path: path.clone(),
-                op: "check the manifest".into(),
-                detail,
+                op: Op::CheckManifest,
+                detail: Box::new(detail),
             })?;
         Ok(PackReader {
             file: c.file,
@@ -89,10 +89,6 @@ impl PackReader {
 
     pub fn checkpoint(&self) -> &Checkpoint {
         &self.checkpoint
-    }
-
-    pub fn into_checkpoint(self) -> Checkpoint {
-        self.checkpoint
     }
 
     /// The pack file.
@@ -116,8 +112,8 @@ impl PackReader {
         self.blob(hash)
             .ok_or_else(|| CheckpointError::InvalidInput {
                 path: self.path.clone(),
-                op: "read a blob".into(),
-                detail: format!("the checkpoint has no blob {hash:032x}"),
+                op: Op::FindBlob,
+                detail: Box::new(InputError::NoSuchBlob(hash)),
             })
     }
 
@@ -289,7 +285,7 @@ impl<'a> BlobStream<'a> {
             Compression::Raw => Box::new(range),
             Compression::Zstd => {
                 let dec = zstd::stream::read::Decoder::new(range)
-                    .map_err(|e| corrupt(pack, rec, format!("zstd: {e}")))?;
+                    .map_err(|e| corrupt(pack, rec, DecodeError::Zstd(e)))?;
                 // One byte more than declared, to see a bomb.
                 Box::new(dec.take(rec.raw_size.saturating_add(1)))
             }
@@ -307,43 +303,55 @@ impl<'a> BlobStream<'a> {
     /// and checksum are checked.
     fn read_chunk(&mut self, buf: &mut [u8]) -> Result<usize, CheckpointError> {
         let (pack, rec) = (self.pack, self.rec);
-        let n = self
-            .inner
-            .read(buf)
-            .map_err(|e| corrupt(pack, rec, format!("cannot read or decompress: {e}")))?;
+        let n = self.inner.read(buf).map_err(|e| read_error(pack, rec, e))?;
         self.total += n as u64;
         if self.total > rec.raw_size {
             return Err(CheckpointError::Unsafe {
                 role: Role::Checkpoint,
                 path: pack.path.clone(),
-                op: format!("read blob {:032x}", rec.hash),
-                detail: format!(
-                    "decompresses beyond its declared {} bytes (a decompression bomb?)",
-                    rec.raw_size
-                ),
+                op: Op::ReadBlob(rec.hash),
+                detail: Box::new(DecodeError::Bomb(rec.raw_size)),
             });
         }
         self.hasher.update(&buf[..n]);
         if n == 0 {
             if self.total != rec.raw_size {
-                let detail = format!("{} bytes, {} declared", self.total, rec.raw_size);
+                let detail = DecodeError::BlobSize {
+                    got: self.total,
+                    declared: rec.raw_size,
+                };
                 return Err(corrupt(pack, rec, detail));
             }
             if self.hasher.digest128() != rec.checksum {
-                return Err(corrupt(pack, rec, "checksum mismatch".into()));
+                return Err(corrupt(pack, rec, DecodeError::BlobChecksum));
             }
         }
         Ok(n)
     }
 }
 
-fn corrupt(pack: &PackReader, rec: &BlobRecord, detail: String) -> CheckpointError {
+fn corrupt(pack: &PackReader, rec: &BlobRecord, detail: DecodeError) -> CheckpointError {
     CheckpointError::Corrupt {
         role: Role::Checkpoint,
         path: pack.path.clone(),
-        op: format!("read blob {:032x}", rec.hash),
-        detail,
+        op: Op::ReadBlob(rec.hash),
+        detail: Box::new(detail),
     }
+}
+
+/// A failed read of a blob's bytes: the system's error (EIO, say) is an
+/// unreadable checkpoint, not a corrupt one; anything else (bad zstd data,
+/// a bad guard byte, a file that shrank) is damage.
+fn read_error(pack: &PackReader, rec: &BlobRecord, e: io::Error) -> CheckpointError {
+    if e.raw_os_error().is_some() {
+        return CheckpointError::Read {
+            role: Role::Checkpoint,
+            path: pack.path.clone(),
+            op: Op::ReadBlob(rec.hash),
+            source: e,
+        };
+    }
+    corrupt(pack, rec, DecodeError::BlobRead(e))
 }
 
 impl Read for BlobStream<'_> {
@@ -352,5 +360,52 @@ impl Read for BlobStream<'_> {
             return Ok(0);
         }
         self.read_chunk(buf).map_err(io::Error::other)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::exit_code::ExitCode;
+
+    /// EIO while reading a blob is an unreadable checkpoint (exit 13), not
+    /// a corrupt one; bad zstd data (no errno) is corrupt.
+    #[test]
+    fn a_failing_blob_read_is_unreadable_not_corrupt() {
+        let tmp = tempfile::tempdir().unwrap();
+        crate::checkpoint::write_checkpoint(
+            tmp.path(),
+            &crate::build_info::BuildInfo {
+                root: b"/build".to_vec(),
+                store_dir: b"/nix/store".to_vec(),
+                outputs: Vec::new(),
+                dependencies: Vec::new(),
+                recipe: Default::default(),
+            },
+            &crate::tree::Manifest::new(Vec::new()).unwrap(),
+            &crate::tree::Manifest::new(Vec::new()).unwrap(),
+            Vec::new(),
+            &Default::default(),
+        )
+        .unwrap();
+        let pack = PackReader::open(tmp.path()).unwrap();
+        let rec = BlobRecord {
+            hash: 7,
+            offset: 16,
+            stored_len: 0,
+            raw_size: 0,
+            compression: Compression::Raw,
+            checksum: 0,
+        };
+        let eio = read_error(&pack, &rec, io::Error::from_raw_os_error(nix::libc::EIO));
+        assert_eq!(eio.exit_code(), ExitCode::CheckpointUnreadable, "{eio}");
+        assert!(!eio.to_string().contains("corrupt"), "{eio}");
+        let bad = read_error(&pack, &rec, io::Error::other("Unknown frame descriptor"));
+        assert_eq!(bad.exit_code(), ExitCode::CheckpointCorrupt, "{bad}");
+        assert!(
+            bad.to_string()
+                .contains("cannot read or decompress: Unknown frame descriptor"),
+            "{bad}"
+        );
     }
 }

@@ -7,8 +7,9 @@ use super::{
 };
 use crate::build_info::BuildInfo;
 use crate::checkpoint::codec::{compress_section, AtomicFile, ContainerWriter};
-use crate::checkpoint::error::CheckpointError;
+use crate::checkpoint::error::{CheckpointError, InputError, Op, ReadingTree, Writing};
 use crate::checkpoint::PACK_FILE_NAME;
+use crate::error::IoContext;
 use crate::tree::{ContentHash, Manifest};
 use rayon::prelude::*;
 use std::fs::File;
@@ -80,18 +81,16 @@ pub fn write_checkpoint(
     options: &WriteOptions,
 ) -> Result<WriteStats, CheckpointError> {
     let dest = output_dir.join(PACK_FILE_NAME);
-    let invalid = |op: &str, detail: String| CheckpointError::InvalidInput {
+    let invalid = |op, detail| CheckpointError::InvalidInput {
         path: dest.clone(),
-        op: op.into(),
-        detail,
+        op,
+        detail: Box::new(detail),
     };
     if options.level != 0 && !zstd::compression_level_range().contains(&options.level) {
-        return Err(invalid(
-            "check the options",
-            format!("compression level {} out of range", options.level),
-        ));
+        return Err(invalid(Op::CheckOptions, InputError::Level(options.level)));
     }
-    let required = required_blobs(before, after).map_err(|d| invalid("list the blobs", d))?;
+    let required =
+        required_blobs(before, after).map_err(|d| invalid(Op::ListBlobs, InputError::Decode(d)))?;
     blobs.sort_by(|a, b| a.hash.cmp(&b.hash).then_with(|| a.path.cmp(&b.path)));
     blobs.dedup_by_key(|b| b.hash);
     blobs.retain(|b| required.contains_key(&b.hash));
@@ -100,28 +99,28 @@ pub fn write_checkpoint(
             Ok(i) if blobs[i].size == *size => {}
             Ok(i) => {
                 return Err(invalid(
-                    "list the blobs",
-                    format!(
-                        "{path} has {size} bytes but {} has {}",
-                        blobs[i].path.display(),
-                        blobs[i].size
-                    ),
+                    Op::ListBlobs,
+                    InputError::FileSize {
+                        path: (*path).clone(),
+                        size: *size,
+                        file: blobs[i].path.clone(),
+                        file_size: blobs[i].size,
+                    },
                 ))
             }
             Err(_) => {
                 return Err(invalid(
-                    "list the blobs",
-                    format!("no file given for the content of {path} ({hash:032x})"),
+                    Op::ListBlobs,
+                    InputError::NoFile {
+                        path: (*path).clone(),
+                        hash: *hash,
+                    },
                 ))
             }
         }
     }
 
-    std::fs::create_dir_all(output_dir).map_err(|e| CheckpointError::Write {
-        path: output_dir.to_owned(),
-        op: "create the output directory".into(),
-        source: e,
-    })?;
+    std::fs::create_dir_all(output_dir).io_context(|| Writing(Op::CreateOutputDir, output_dir))?;
     let atomic = AtomicFile::create(&dest)?;
     let (records, pack_bytes) = write_pack(&dest, &atomic, info, before, after, &blobs, options)?;
     atomic.commit()?;
@@ -148,8 +147,7 @@ fn write_pack(
 ) -> Result<(Vec<BlobRecord>, u64), CheckpointError> {
     let w = BufWriter::with_capacity(1 << 20, atomic.file());
     let mut out = Out {
-        w: ContainerWriter::new(w, &PACK_MAGIC)
-            .map_err(|e| atomic.write_err("write the header", e))?,
+        w: ContainerWriter::new(w, &PACK_MAGIC).io_context(|| atomic.writing(Op::WriteHeader))?,
         temp: &atomic.temp,
     };
     let records = write_blobs(&mut out, blobs, options)?;
@@ -157,24 +155,23 @@ fn write_pack(
 
     let raw = encode_section(info, before, after, &records);
     // Self-check: never write a pack the reader would refuse.
-    decode_section(&raw, section_offset, usize::MAX).map_err(|detail| {
+    decode_section(&raw, section_offset, usize::MAX).map_err(|d| {
         CheckpointError::InvalidInput {
             path: dest.to_owned(),
-            op: "check the manifest".into(),
-            detail,
+            op: Op::CheckManifest,
+            detail: Box::new(InputError::Decode(d)),
         }
     })?;
     let (compression, stored) = compress_section(&raw, options.level)
-        .map_err(|e| atomic.write_err("compress the manifest", e))?;
+        .io_context(|| atomic.writing(Op::CompressManifest))?;
     let mut container = out.w;
     let trailer = container
         .write_section(&stored, raw.len() as u64, compression)
-        .map_err(|e| atomic.write_err("write the manifest", e))?;
+        .io_context(|| atomic.writing(Op::WriteManifest))?;
     let (mut w, pack_bytes) = container
         .finish(&trailer)
-        .map_err(|e| atomic.write_err("write the trailer", e))?;
-    w.flush()
-        .map_err(|e| atomic.write_err("write the pack", e))?;
+        .io_context(|| atomic.writing(Op::WriteTrailer))?;
+    w.flush().io_context(|| atomic.writing(Op::WritePack))?;
     Ok((records, pack_bytes))
 }
 
@@ -185,12 +182,10 @@ struct Out<'a> {
 }
 
 impl Out<'_> {
-    fn put(&mut self, data: &[u8], op: &str) -> Result<(), CheckpointError> {
-        self.w.write_all(data).map_err(|e| CheckpointError::Write {
-            path: self.temp.to_owned(),
-            op: op.into(),
-            source: e,
-        })
+    fn put(&mut self, data: &[u8]) -> Result<(), CheckpointError> {
+        self.w
+            .write_all(data)
+            .io_context(|| Writing(Op::WriteBlobData, self.temp))
     }
 
     /// Logical offset of the next byte.
@@ -233,7 +228,7 @@ fn write_blobs(
         for p in prepared {
             let p = p?;
             let offset = out.pos();
-            out.put(&p.data, "write blob data")?;
+            out.put(&p.data)?;
             records.push(BlobRecord {
                 hash: p.hash,
                 offset,
@@ -253,14 +248,6 @@ struct Prepared {
     checksum: u128,
     compression: Compression,
     data: Vec<u8>,
-}
-
-fn tree_err(path: &Path, op: &str, source: io::Error) -> CheckpointError {
-    CheckpointError::TreeRead {
-        path: path.to_owned(),
-        op: op.into(),
-        source,
-    }
 }
 
 thread_local! {
@@ -284,13 +271,13 @@ fn prepare_small(blob: &BlobFile, level: i32) -> Result<Prepared, CheckpointErro
     let mut src = SourceReader::open(blob)?;
     let mut raw = Vec::with_capacity(blob.size as usize);
     src.read_to_end(&mut raw)
-        .map_err(|e| tree_err(&blob.path, "read", e))?;
+        .io_context(|| ReadingTree(Op::ReadFile, &blob.path))?;
     let checksum = src.hasher.digest128();
     let (compression, data) = if level == 0 {
         (Compression::Raw, raw)
     } else {
         let packed =
-            compress_small(&raw, level).map_err(|e| tree_err(&blob.path, "compress", e))?;
+            compress_small(&raw, level).io_context(|| ReadingTree(Op::Compress, &blob.path))?;
         // Incompressible content is stored raw.
         if packed.len() < raw.len() {
             (Compression::Zstd, packed)
@@ -316,25 +303,25 @@ fn write_large(out: &mut Out, blob: &BlobFile, level: i32) -> Result<BlobRecord,
         loop {
             let n = src
                 .read(&mut buf)
-                .map_err(|e| tree_err(&blob.path, "read", e))?;
+                .io_context(|| ReadingTree(Op::ReadFile, &blob.path))?;
             if n == 0 {
                 break;
             }
-            out.put(&buf[..n], "write blob data")?;
+            out.put(&buf[..n])?;
         }
         (Compression::Raw, src)
     } else {
         let mut enc = zstd::stream::read::Encoder::new(src, level)
             .and_then(|mut enc| enc.multithread(ZSTD_WORKERS).map(|()| enc))
-            .map_err(|e| tree_err(&blob.path, "start compressing", e))?;
+            .io_context(|| ReadingTree(Op::StartCompressing, &blob.path))?;
         loop {
             let n = enc
                 .read(&mut buf)
-                .map_err(|e| tree_err(&blob.path, "read and compress", e))?;
+                .io_context(|| ReadingTree(Op::ReadAndCompress, &blob.path))?;
             if n == 0 {
                 break;
             }
-            out.put(&buf[..n], "write blob data")?;
+            out.put(&buf[..n])?;
         }
         (Compression::Zstd, enc.finish().into_inner())
     };
@@ -363,16 +350,13 @@ impl SourceReader {
             .read(true)
             .custom_flags(nix::fcntl::OFlag::O_NOFOLLOW.bits())
             .open(&blob.path)
-            .map_err(|e| tree_err(&blob.path, "open", e))?;
+            .io_context(|| ReadingTree(Op::Open, &blob.path))?;
         let meta = file
             .metadata()
-            .map_err(|e| tree_err(&blob.path, "stat", e))?;
+            .io_context(|| ReadingTree(Op::Stat, &blob.path))?;
         if !meta.is_file() {
-            return Err(tree_err(
-                &blob.path,
-                "open",
-                io::Error::new(io::ErrorKind::InvalidData, "no longer a regular file"),
-            ));
+            let e = io::Error::new(io::ErrorKind::InvalidData, "no longer a regular file");
+            return Err(e).io_context(|| ReadingTree(Op::Open, &blob.path));
         }
         Ok(SourceReader {
             file,
