@@ -739,4 +739,72 @@ mod tests {
              rebuild the checkpoint with prepareCheckpointBuild"
         );
     }
+
+    /// Texts built from data rather than written out in one string: the
+    /// same bytes as the `format!` calls they replaced.
+    #[test]
+    fn composed_texts() {
+        let store = b"/nix/store".to_vec();
+        let out = StorePath::parse(
+            &store,
+            format!("/nix/store/{}-hello", "0".repeat(32)).as_bytes(),
+        )
+        .unwrap();
+        let cases: Vec<(String, String)> = vec![
+            (
+                DecodeError::OtherRoot {
+                    taken: b"/a".to_vec(),
+                    saving: b"/b".to_vec(),
+                }
+                .to_string(),
+                "it was taken in /a, not in the tree being saved, /b".into(),
+            ),
+            (
+                DecodeError::OtherOutputs {
+                    taken: vec![],
+                    saving: vec![("out".into(), out.clone()), ("dev".into(), out)],
+                }
+                .to_string(),
+                format!(
+                    "it was taken for the outputs none, not this build's out=/nix/store/{0}-hello, \
+                     dev=/nix/store/{0}-hello",
+                    "0".repeat(32)
+                ),
+            ),
+            (
+                DecodeError::OverBudget {
+                    what: Charge::Entries {
+                        manifest: "after",
+                        n: 3,
+                    },
+                    budget: 256 << 20,
+                    charged: 300 << 20,
+                }
+                .to_string(),
+                "decoding after's 3 entries would need more than the 256 MiB of memory \
+                 nix-checkpoint allows for this file (over 300 MiB so far)"
+                    .into(),
+            ),
+            (
+                DecodeError::NotStorePath {
+                    what: "output",
+                    bytes: b"/x".to_vec(),
+                    store_dir: store,
+                }
+                .to_string(),
+                "output \"/x\" is not a store path in \"/nix/store\"".into(),
+            ),
+            (
+                Op::RenameIntoPlace("/o/.t".into()).to_string(),
+                "rename /o/.t into place".into(),
+            ),
+            (
+                Op::ReadBlob(0xab).to_string(),
+                format!("read blob {}ab", "0".repeat(30)),
+            ),
+        ];
+        for (got, want) in cases {
+            assert_eq!(got, want);
+        }
+    }
 }

@@ -101,7 +101,7 @@ impl PackReader {
         &self.records
     }
 
-    pub fn blob(&self, hash: ContentHash) -> Option<&BlobRecord> {
+    pub(crate) fn blob(&self, hash: ContentHash) -> Option<&BlobRecord> {
         self.records
             .binary_search_by_key(&hash, |r| r.hash)
             .ok()
@@ -128,10 +128,11 @@ impl PackReader {
         Ok(data)
     }
 
-    /// Streams a blob's content to `sink` in chunks, for files too large to
-    /// hold in memory. The checksum is only known at the end: on `Err`,
-    /// whatever `sink` received must be discarded.
-    pub fn stream_blob(
+    /// Streams a blob's content to `sink` in chunks. The checksum is only
+    /// known at the end: on `Err`, whatever `sink` received must be
+    /// discarded. (Restore streams through [`crate::apply::BlobSource`].)
+    #[cfg(test)]
+    pub(crate) fn stream_blob(
         &self,
         hash: ContentHash,
         sink: &mut dyn FnMut(&[u8]) -> Result<(), CheckpointError>,
