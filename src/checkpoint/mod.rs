@@ -2,8 +2,10 @@
 //! state that `snapshot` leaves for `save`. The byte format is specified in
 //! `docs/format.md`.
 
+mod atomic;
 mod codec;
 pub mod error;
+mod guard;
 pub mod pack;
 pub mod snapshot;
 #[doc(hidden)]

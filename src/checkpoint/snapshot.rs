@@ -1,9 +1,10 @@
 //! The snapshot state file: written by `snapshot`, read by `save`
 //! (format: `docs/format.md`).
 
+use super::atomic::AtomicFile;
 use super::codec::{
     compress_section, decode_info, decode_manifest, encode_info, encode_manifest, open_container,
-    AtomicFile, ContainerWriter, Dec, DecResult, Enc,
+    ContainerWriter, Dec, DecResult, Enc,
 };
 use super::error::{CheckpointError, DecodeError, InputError, Op, Role};
 use super::Snapshot;

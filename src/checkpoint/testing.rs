@@ -3,11 +3,11 @@
 //! writer's validation on purpose, so that the reader's (and `restore`'s)
 //! defences can be exercised with valid checksums around hostile content.
 
-pub use super::codec::{add_guards, remove_guards, GUARD, GUARD_SPACING};
 use super::codec::{
     encode_info, ContainerWriter, Enc, COMPRESSION_RAW, COMPRESSION_ZSTD, HEADER_LEN, TRAILER_LEN,
 };
 use super::error::CheckpointError;
+pub use super::guard::{add_guards, remove_guards, GUARD, GUARD_SPACING};
 use super::pack::{PackReader, PACK_MAGIC};
 use crate::build_info::BuildInfo;
 use std::os::fd::{FromRawFd, OwnedFd};

@@ -3,8 +3,9 @@
 //! bomb) as it is read.
 
 use super::{decode_section, BlobRecord, Compression, CHUNK, PACK_MAGIC};
-use crate::checkpoint::codec::{open_container, read_logical, LogicalRange};
+use crate::checkpoint::codec::open_container;
 use crate::checkpoint::error::{CheckpointError, DecodeError, InputError, Op, Role};
+use crate::checkpoint::guard::{read_logical, LogicalRange};
 use crate::checkpoint::{Checkpoint, PACK_FILE_NAME};
 use crate::tree::ContentHash;
 use rayon::prelude::*;

@@ -6,7 +6,8 @@ use super::{
     decode_section, encode_section, required_blobs, BlobRecord, Compression, CHUNK, PACK_MAGIC,
 };
 use crate::build_info::BuildInfo;
-use crate::checkpoint::codec::{compress_section, AtomicFile, ContainerWriter};
+use crate::checkpoint::atomic::AtomicFile;
+use crate::checkpoint::codec::{compress_section, ContainerWriter};
 use crate::checkpoint::error::{CheckpointError, InputError, Op, ReadingTree, Writing};
 use crate::checkpoint::PACK_FILE_NAME;
 use crate::error::IoContext;
