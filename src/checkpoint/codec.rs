@@ -554,7 +554,9 @@ pub fn trailer_bytes(
     b
 }
 
-fn trailer_checksum(header: &[u8], fields: &[u8]) -> u128 {
+/// The trailer's own checksum (`docs/format.md`): over the 16 header bytes
+/// and the trailer's first 48, so damage to either is caught.
+pub fn trailer_checksum(header: &[u8], fields: &[u8]) -> u128 {
     let mut h = xxhash_rust::xxh3::Xxh3::new();
     h.update(header);
     h.update(fields);

@@ -4,7 +4,8 @@
 //! defences can be exercised with valid checksums around hostile content.
 
 use super::codec::{
-    encode_info, ContainerWriter, Enc, COMPRESSION_RAW, COMPRESSION_ZSTD, HEADER_LEN, TRAILER_LEN,
+    encode_info, trailer_checksum, ContainerWriter, Enc, COMPRESSION_RAW, COMPRESSION_ZSTD,
+    HEADER_LEN, TRAILER_LEN,
 };
 use super::error::CheckpointError;
 pub use super::guard::{add_guards, remove_guards, GUARD, GUARD_SPACING};
@@ -291,10 +292,7 @@ fn fix_logical_checksums(bytes: &mut [u8]) -> bool {
             bytes[t + 32..t + 48].copy_from_slice(&sum.to_le_bytes());
         }
     }
-    let mut h = xxhash_rust::xxh3::Xxh3::new();
-    h.update(&bytes[..HEADER_LEN as usize]);
-    h.update(&bytes[t..t + 48]);
-    let sum = h.digest128();
+    let sum = trailer_checksum(&bytes[..HEADER_LEN as usize], &bytes[t..t + 48]);
     bytes[t + 48..t + 64].copy_from_slice(&sum.to_le_bytes());
     true
 }
