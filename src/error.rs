@@ -28,3 +28,24 @@ impl Error {
         }
     }
 }
+
+/// Puts an [`std::io::Error`] in context, as harmonia's `io_context`: the
+/// context (an operation and a path, say) is built only on error and turns
+/// the `io::Error` into the module's own error, so call sites read
+/// `file.sync_all().io_context(|| Writing(Op::Fsync, &temp))?`.
+pub trait IoContext<T> {
+    fn io_context<C: WithSource>(self, context: impl FnOnce() -> C) -> Result<T, C::Error>;
+}
+
+/// A context for [`IoContext::io_context`]: what was being done, to what.
+pub trait WithSource {
+    type Error;
+    /// The error saying that this failed because of `source`.
+    fn with_source(self, source: std::io::Error) -> Self::Error;
+}
+
+impl<T> IoContext<T> for std::io::Result<T> {
+    fn io_context<C: WithSource>(self, context: impl FnOnce() -> C) -> Result<T, C::Error> {
+        self.map_err(|source| context().with_source(source))
+    }
+}

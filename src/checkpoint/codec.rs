@@ -1,10 +1,13 @@
 //! The byte-level building blocks shared by the pack and the state file
 //! (specified in `docs/format.md`): little-endian encoding of build info and
-//! manifests, the header/section/trailer container, bounded decompression,
-//! and atomic file replacement.
+//! manifests, the header/section/trailer container and bounded
+//! decompression. Guard bytes are in [`super::guard`], atomic replacement
+//! in [`super::atomic`].
 
-use super::error::{CheckpointError, Role};
+use super::error::{Charge, CheckpointError, DecodeError, EntryProblem, Op, Reading, Role};
+use super::guard::{logical_len, read_logical, GuardedWriter};
 use crate::build_info::BuildInfo;
+use crate::error::IoContext;
 use crate::recipe::{Recipe, Value};
 use crate::rewrite::store_path::StorePath;
 use crate::tree::manifest::PERMISSION_BITS;
@@ -12,7 +15,7 @@ use crate::tree::{Entry, Manifest, Node, RelPath, Timestamp};
 use std::fs::File;
 use std::io::{self, Read};
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 /// Version of both the pack and the state format.
 pub const FORMAT_VERSION: u32 = 2;
@@ -112,7 +115,7 @@ impl Enc {
 }
 
 /// A cursor over untrusted bytes: every read is bounds-checked and every
-/// failure is a message for [`CheckpointError::Unsafe`].
+/// failure is a [`DecodeError`] (for [`CheckpointError::Unsafe`]).
 pub struct Dec<'a> {
     buf: &'a [u8],
     pos: usize,
@@ -123,7 +126,7 @@ pub struct Dec<'a> {
     budget: usize,
 }
 
-pub type DecResult<T> = Result<T, String>;
+pub type DecResult<T> = Result<T, DecodeError>;
 
 impl<'a> Dec<'a> {
     pub fn new(buf: &'a [u8]) -> Self {
@@ -142,11 +145,11 @@ impl<'a> Dec<'a> {
     }
     pub fn take(&mut self, n: usize) -> DecResult<&'a [u8]> {
         if n > self.remaining() {
-            return Err(format!(
-                "needs {n} bytes at offset {} but only {} remain",
-                self.pos,
-                self.remaining()
-            ));
+            return Err(DecodeError::Truncated {
+                need: n,
+                at: self.pos,
+                remain: self.remaining(),
+            });
         }
         let s = &self.buf[self.pos..self.pos + n];
         self.pos += n;
@@ -174,18 +177,18 @@ impl<'a> Dec<'a> {
         Ok(u128::from_le_bytes(self.array()?))
     }
     /// A `u16`-length byte string of at most `max` bytes.
-    pub fn bytes16(&mut self, max: usize, what: &str) -> DecResult<&'a [u8]> {
+    pub fn bytes16(&mut self, max: usize, what: &'static str) -> DecResult<&'a [u8]> {
         let n = self.u16()? as usize;
         if n > max {
-            return Err(format!("{what} is {n} bytes long, the limit is {max}"));
+            return Err(DecodeError::TooLong { what, len: n, max });
         }
         self.take(n)
     }
     /// A `u32`-length byte string of at most `max` bytes.
-    pub fn bytes32(&mut self, max: usize, what: &str) -> DecResult<&'a [u8]> {
+    pub fn bytes32(&mut self, max: usize, what: &'static str) -> DecResult<&'a [u8]> {
         let n = self.u32()? as usize;
         if n > max {
-            return Err(format!("{what} is {n} bytes long, the limit is {max}"));
+            return Err(DecodeError::TooLong { what, len: n, max });
         }
         self.take(n)
     }
@@ -194,35 +197,35 @@ impl<'a> Dec<'a> {
     /// ever allocated from an unchecked count.
     /// Charges `bytes` of memory against the budget before they are
     /// allocated; refuses once the total would exceed it.
-    pub fn charge(&mut self, bytes: usize, what: &str) -> DecResult<()> {
+    pub fn charge(&mut self, bytes: usize, what: impl FnOnce() -> Charge) -> DecResult<()> {
         self.charged = self.charged.saturating_add(bytes);
         if self.charged > self.budget {
-            return Err(format!(
-                "decoding {what} would need more than the {} MiB of memory nix-checkpoint \
-                 allows for this file (over {} MiB so far)",
-                self.budget >> 20,
-                self.charged >> 20
-            ));
+            return Err(DecodeError::OverBudget {
+                what: what(),
+                budget: self.budget,
+                charged: self.charged,
+            });
         }
         Ok(())
     }
 
-    pub fn count(&mut self, min_size: usize, max: usize, what: &str) -> DecResult<usize> {
+    pub fn count(&mut self, min_size: usize, max: usize, what: &'static str) -> DecResult<usize> {
         let n = self.u32()? as usize;
         if n > max {
-            return Err(format!("{n} {what}, the limit is {max}"));
+            return Err(DecodeError::TooMany { what, n, max });
         }
         if n.saturating_mul(min_size) > self.remaining() {
-            return Err(format!(
-                "declares {n} {what} but only {} bytes remain",
-                self.remaining()
-            ));
+            return Err(DecodeError::CountPastEnd {
+                what,
+                n,
+                remain: self.remaining(),
+            });
         }
         Ok(n)
     }
     pub fn finish(&self) -> DecResult<()> {
         if self.remaining() != 0 {
-            return Err(format!("{} unexpected bytes at the end", self.remaining()));
+            return Err(DecodeError::TrailingBytes(self.remaining()));
         }
         Ok(())
     }
@@ -286,12 +289,10 @@ fn decode_recipe(d: &mut Dec) -> DecResult<Recipe> {
         let name = std::str::from_utf8(name)
             .ok()
             .filter(|s| crate::recipe::is_valid_name(s))
-            .ok_or_else(|| format!("bad recipe variable name {:?}", lossy(name)))?
+            .ok_or_else(|| DecodeError::RecipeName(name.to_vec()))?
             .to_string();
         if last.as_ref().is_some_and(|l| *l >= name) {
-            return Err(format!(
-                "recipe variable {name:?} is listed twice or out of order"
-            ));
+            return Err(DecodeError::RecipeOrder(name));
         }
         let value = match d.u8()? {
             VALUE_SCALAR => Value::Scalar(d.bytes32(MAX_RECIPE_VALUE, "a recipe value")?.to_vec()),
@@ -313,7 +314,7 @@ fn decode_recipe(d: &mut Dec) -> DecResult<Recipe> {
                 }
                 Value::Assoc(pairs)
             }
-            other => return Err(format!("recipe variable {name:?} has unknown kind {other}")),
+            kind => return Err(DecodeError::RecipeKind { name, kind }),
         };
         vars.insert(name.clone(), value);
         last = Some(name);
@@ -321,28 +322,27 @@ fn decode_recipe(d: &mut Dec) -> DecResult<Recipe> {
     Ok(Recipe { vars })
 }
 
-fn check_absolute(bytes: &[u8], what: &str) -> DecResult<()> {
+fn check_absolute(bytes: &[u8], what: &'static str) -> DecResult<()> {
     if bytes.first() != Some(&b'/') {
-        return Err(format!("{what} {:?} is not absolute", lossy(bytes)));
+        return Err(DecodeError::NotAbsolute {
+            what,
+            bytes: bytes.to_vec(),
+        });
     }
     if bytes.contains(&0) {
-        return Err(format!("{what} contains a NUL byte"));
+        return Err(DecodeError::Nul { what });
     }
     Ok(())
 }
 
-fn lossy(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
-
-fn store_path(store_dir: &[u8], bytes: &[u8], what: &str) -> DecResult<StorePath> {
+fn store_path(store_dir: &[u8], bytes: &[u8], what: &'static str) -> DecResult<StorePath> {
     match StorePath::parse(store_dir, bytes) {
         Some(p) if p.as_bytes() == bytes => Ok(p),
-        _ => Err(format!(
-            "{what} {:?} is not a store path in {:?}",
-            lossy(bytes),
-            lossy(store_dir)
-        )),
+        _ => Err(DecodeError::NotStorePath {
+            what,
+            bytes: bytes.to_vec(),
+            store_dir: store_dir.to_vec(),
+        }),
     }
 }
 
@@ -352,7 +352,7 @@ pub fn decode_info(d: &mut Dec) -> DecResult<BuildInfo> {
     let store_dir = d.bytes16(MAX_PATH, "the store directory")?.to_vec();
     check_absolute(&store_dir, "the store directory")?;
     if store_dir.ends_with(b"/") {
-        return Err("the store directory ends with `/`".into());
+        return Err(DecodeError::StoreDirSlash);
     }
     let n = d.count(4, MAX_OUTPUTS, "outputs")?;
     let mut outputs: Vec<(String, StorePath)> = Vec::with_capacity(n);
@@ -365,11 +365,11 @@ pub fn decode_info(d: &mut Dec) -> DecResult<BuildInfo> {
                     && s.bytes()
                         .all(|b| b.is_ascii_alphanumeric() || b"+-._".contains(&b))
             })
-            .ok_or_else(|| format!("bad output name {:?}", lossy(name)))?
+            .ok_or_else(|| DecodeError::OutputName(name.to_vec()))?
             .to_string();
         if let Some((last, _)) = outputs.last() {
             if *last >= name {
-                return Err(format!("output {name:?} is listed twice or out of order"));
+                return Err(DecodeError::OutputOrder(name));
             }
         }
         let path = store_path(&store_dir, d.bytes16(MAX_PATH, "an output path")?, "output")?;
@@ -385,7 +385,7 @@ pub fn decode_info(d: &mut Dec) -> DecResult<BuildInfo> {
         )?;
         if let Some(last) = dependencies.last() {
             if *last >= dep {
-                return Err(format!("dependency {dep} is listed twice or out of order"));
+                return Err(DecodeError::DependencyOrder(dep));
             }
         }
         dependencies.push(dep);
@@ -437,37 +437,48 @@ pub fn encode_manifest(e: &mut Enc, m: &Manifest, with_mtime: bool) {
 /// nanoseconds, symlink targets non-empty without NUL, then the
 /// [`Manifest::new`] invariants. Without mtimes, entries get
 /// `Timestamp::default()`.
-pub fn decode_manifest(d: &mut Dec, with_mtime: bool, what: &str) -> DecResult<Manifest> {
+pub fn decode_manifest(
+    d: &mut Dec,
+    with_mtime: bool,
+    manifest: &'static str,
+) -> DecResult<Manifest> {
     let n = d.count(8, MAX_ENTRIES, "entries")?;
-    d.charge(
-        n.saturating_mul(ENTRY_COST),
-        &format!("{what}'s {n} entries"),
-    )?;
+    d.charge(n.saturating_mul(ENTRY_COST), || Charge::Entries {
+        manifest,
+        n,
+    })?;
     let mut entries: Vec<Entry> = Vec::with_capacity(n);
     for _ in 0..n {
         let raw = d.bytes16(MAX_PATH, "a path")?;
-        d.charge(raw.len(), "the paths")?;
-        let path = RelPath::new(raw).map_err(|e| format!("{what}: path {:?}: {e}", lossy(raw)))?;
+        d.charge(raw.len(), || Charge::Paths)?;
+        let path = RelPath::new(raw).map_err(|error| DecodeError::Path {
+            manifest,
+            raw: raw.to_vec(),
+            error,
+        })?;
+        let bad = |problem| DecodeError::Entry {
+            manifest,
+            path: path.clone(),
+            problem,
+        };
         if let Some(last) = entries.last() {
             if last.path == path {
-                return Err(format!("{what}: {path}: listed twice"));
+                return Err(bad(EntryProblem::ListedTwice));
             }
             if last.path > path {
-                return Err(format!("{what}: {path}: out of order"));
+                return Err(bad(EntryProblem::OutOfOrder));
             }
         }
         let kind = d.u8()?;
         let mode = d.u32()?;
         if mode & !PERMISSION_BITS != 0 {
-            return Err(format!(
-                "{what}: {path}: mode {mode:#o} has more than permission bits"
-            ));
+            return Err(bad(EntryProblem::Mode(mode)));
         }
         let mtime = if with_mtime {
             let secs = d.i64()?;
             let nanos = d.u32()?;
             if nanos >= 1_000_000_000 {
-                return Err(format!("{what}: {path}: {nanos} nanoseconds"));
+                return Err(bad(EntryProblem::Nanoseconds(nanos)));
             }
             Timestamp::new(secs, nanos)
         } else {
@@ -478,9 +489,7 @@ pub fn decode_manifest(d: &mut Dec, with_mtime: bool, what: &str) -> DecResult<M
             KIND_FILE => {
                 let size = d.u64()?;
                 if size > MAX_BLOB_SIZE {
-                    return Err(format!(
-                        "{what}: {path}: size {size} beyond the limit of {MAX_BLOB_SIZE}"
-                    ));
+                    return Err(bad(EntryProblem::Size(size)));
                 }
                 Node::File {
                     size,
@@ -490,14 +499,14 @@ pub fn decode_manifest(d: &mut Dec, with_mtime: bool, what: &str) -> DecResult<M
             KIND_SYMLINK => {
                 let target = d.bytes16(MAX_PATH, "a symlink target")?;
                 if target.is_empty() || target.contains(&0) {
-                    return Err(format!("{what}: {path}: empty symlink target or NUL in it"));
+                    return Err(bad(EntryProblem::SymlinkTarget));
                 }
                 Node::Symlink {
                     target: target.into(),
                     hash: d.u128()?,
                 }
             }
-            k => return Err(format!("{what}: {path}: unknown entry kind {k}")),
+            k => return Err(bad(EntryProblem::Kind(k))),
         };
         entries.push(Entry {
             path,
@@ -506,7 +515,7 @@ pub fn decode_manifest(d: &mut Dec, with_mtime: bool, what: &str) -> DecResult<M
             mtime,
         });
     }
-    Manifest::new(entries).map_err(|e| format!("{what}: {e}"))
+    Manifest::new(entries).map_err(|error| DecodeError::Manifest { manifest, error })
 }
 
 // ---------------------------------------------------------------- container
@@ -545,7 +554,9 @@ pub fn trailer_bytes(
     b
 }
 
-fn trailer_checksum(header: &[u8], fields: &[u8]) -> u128 {
+/// The trailer's own checksum (`docs/format.md`): over the 16 header bytes
+/// and the trailer's first 48, so damage to either is caught.
+pub fn trailer_checksum(header: &[u8], fields: &[u8]) -> u128 {
     let mut h = xxhash_rust::xxh3::Xxh3::new();
     h.update(header);
     h.update(fields);
@@ -567,223 +578,61 @@ pub fn pread_exact(file: &File, buf: &mut [u8], offset: u64) -> io::Result<()> {
     file.read_exact_at(buf, offset)
 }
 
-// ---------------------------------------------------------------- guards
-//
-// A pack must refer to no store path: Nix records as a reference every
-// store path of the build's closure whose 32-character hash (base-32
-// alphabet `0-9a-df-np-sv-z`) appears in an output, and a pack holds store
-// paths (build info, recipe, build products). So every 32nd byte of the
-// file is a zero *guard byte*: the header's last byte (flags, zero) at
-// offset 15 and, after the header, one guard after every 31 bytes of the
-// container. Any 32 consecutive bytes of the file then contain a zero byte,
-// which is not in the alphabet, whatever the rest holds: no hash can appear.
-//
-// Everything else (offsets in the trailer and blob table, checksums, the
-// layout in `docs/format.md`) is about the *logical* file, the file with
-// its guards removed; the functions below translate, and readers check
-// every guard they pass over.
+/// Writes a container (`docs/format.md`): the header, whatever lies before
+/// the section (a pack's blobs), the section, then the trailer that
+/// describes it. The one place that lays out a header and a trailer: the
+/// pack writer, the state file and the crafted packs of the tests use it.
+pub struct ContainerWriter<W: io::Write> {
+    w: GuardedWriter<W>,
+    header: [u8; HEADER_LEN as usize],
+}
 
-/// Bytes of container between two guard bytes.
-const GUARD_RUN: u64 = 31;
-/// Distance between two guard bytes.
-pub const GUARD_SPACING: u64 = GUARD_RUN + 1;
-/// The value of every guard byte.
-pub const GUARD: u8 = 0;
-
-/// The file offset of logical offset `pos`. At the end of a run (`pos - 16`
-/// a multiple of 31) it is the offset after the guard, so that a range of
-/// logical bytes read as `[file_offset(start), file_offset(end))` includes
-/// every guard that follows one of its bytes.
-pub fn file_offset(pos: u64) -> u64 {
-    match pos.checked_sub(HEADER_LEN) {
-        Some(q) => pos + q / GUARD_RUN,
-        None => pos,
+impl<W: io::Write> ContainerWriter<W> {
+    /// Writes the header.
+    pub fn new(mut inner: W, magic: &[u8; 8]) -> io::Result<Self> {
+        let header = header_bytes(magic);
+        inner.write_all(&header)?;
+        Ok(ContainerWriter {
+            w: GuardedWriter::new(inner),
+            header,
+        })
     }
-}
 
-/// The logical length of a file of `len` bytes, or `None` if no file has
-/// that length (it would end with a run of 31 bytes without its guard).
-pub fn logical_len(len: u64) -> Option<u64> {
-    let Some(body) = len.checked_sub(HEADER_LEN) else {
-        return Some(len);
-    };
-    let (runs, rest) = (body / GUARD_SPACING, body % GUARD_SPACING);
-    (rest < GUARD_RUN).then_some(HEADER_LEN + runs * GUARD_RUN + rest)
-}
-
-/// Whether the byte at file offset `at` is a guard.
-pub fn is_guard(at: u64) -> bool {
-    at >= HEADER_LEN && (at - HEADER_LEN) % GUARD_SPACING == GUARD_RUN
-}
-
-fn bad_guard(at: u64) -> io::Error {
-    io::Error::new(
-        io::ErrorKind::InvalidData,
-        format!("byte {at} is not a zero guard byte"),
-    )
-}
-
-/// Removes the guard bytes from `buf`, the file's bytes from file offset
-/// `at` (not a guard: a [`file_offset`]), in place, checking that each is
-/// zero. Returns the number of logical bytes left at the front of `buf`.
-pub fn strip_guards(buf: &mut [u8], at: u64) -> io::Result<usize> {
-    debug_assert!(at >= HEADER_LEN && !is_guard(at));
-    const RUN: usize = GUARD_RUN as usize;
-    let len = buf.len();
-    // The rest of the first run, then whole runs and their guards.
-    let phase = ((at - HEADER_LEN) % GUARD_SPACING) as usize;
-    let first = (RUN - phase).min(len);
-    let (mut read, mut written) = (first, first);
-    while read < len {
-        if buf[read] != GUARD {
-            return Err(bad_guard(at + read as u64));
-        }
-        read += 1;
-        if len - read >= RUN {
-            // A fixed-size copy the compiler keeps in registers.
-            let run: [u8; RUN] = buf[read..read + RUN].try_into().expect("RUN bytes");
-            buf[written..written + RUN].copy_from_slice(&run);
-            read += RUN;
-            written += RUN;
-        } else {
-            buf.copy_within(read..len, written);
-            written += len - read;
-            read = len;
-        }
-    }
-    Ok(written)
-}
-
-/// Reads logical `[pos, pos + len)` (`pos` ≥ 16) exactly, checking the
-/// guards among and after those bytes (a bad one is `InvalidData`).
-pub fn read_logical(file: &File, pos: u64, len: usize) -> io::Result<Vec<u8>> {
-    let start = file_offset(pos);
-    let end = file_offset(pos + len as u64);
-    let mut buf = vec![0u8; (end - start) as usize];
-    file.read_exact_at(&mut buf, start)?;
-    let n = strip_guards(&mut buf, start)?;
-    debug_assert_eq!(n, len);
-    buf.truncate(n);
-    Ok(buf)
-}
-
-/// Logical `[pos, end)` of a file as a `Read` (with `pread`, so many may
-/// read one file at once), guards checked and removed in the caller's
-/// buffer.
-pub struct LogicalRange<'a> {
-    pub file: &'a File,
-    pub pos: u64,
-    pub end: u64,
-}
-
-impl Read for LogicalRange<'_> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        if buf.is_empty() || self.pos >= self.end {
-            return Ok(0);
-        }
-        let start = file_offset(self.pos);
-        let stop = file_offset(self.end);
-        let want = (stop - start).min(buf.len() as u64) as usize;
-        let n = self.file.read_at(&mut buf[..want], start)?;
-        if n == 0 {
-            return Err(io::Error::new(
-                io::ErrorKind::UnexpectedEof,
-                "the file shrank",
-            ));
-        }
-        let after = start + n as u64;
-        if after < stop && is_guard(after) {
-            // The read stopped just before a guard the next one would skip.
-            let mut guard = [0u8; 1];
-            self.file.read_exact_at(&mut guard, after)?;
-            if guard[0] != GUARD {
-                return Err(bad_guard(after));
-            }
-        }
-        let got = strip_guards(&mut buf[..n], start)?;
-        self.pos += got as u64;
-        Ok(got)
-    }
-}
-
-/// Writes the logical bytes from offset 16 on (the header goes to `inner`
-/// directly, before), inserting the guard bytes.
-pub struct GuardedWriter<W: io::Write> {
-    pub inner: W,
     /// Logical offset of the next byte.
-    pub pos: u64,
-}
-
-impl<W: io::Write> GuardedWriter<W> {
-    /// After the header has been written to `inner`.
-    pub fn new(inner: W) -> Self {
-        GuardedWriter {
-            inner,
-            pos: HEADER_LEN,
-        }
+    pub fn pos(&self) -> u64 {
+        self.w.pos
     }
 
-    pub fn write_all(&mut self, mut data: &[u8]) -> io::Result<()> {
-        const RUN: usize = GUARD_RUN as usize;
-        // Guarded in a buffer of at most 64 KiB at a time, one write each.
-        let mut frame = [0u8; 2048 * GUARD_SPACING as usize];
-        while !data.is_empty() {
-            let mut n = 0;
-            let phase = ((self.pos - HEADER_LEN) % GUARD_RUN) as usize;
-            if phase != 0 || data.len() < RUN {
-                // The rest of a run (or a short write): through as is.
-                let run = (RUN - phase).min(data.len());
-                frame[..run].copy_from_slice(&data[..run]);
-                n = run;
-                data = &data[run..];
-                self.pos += run as u64;
-                if (self.pos - HEADER_LEN) % GUARD_RUN == 0 {
-                    frame[n] = GUARD;
-                    n += 1;
-                }
-            } else {
-                while data.len() >= RUN && n + RUN < frame.len() {
-                    let run: &[u8; RUN] = data[..RUN].try_into().expect("RUN bytes");
-                    frame[n..n + RUN].copy_from_slice(run);
-                    frame[n + RUN] = GUARD;
-                    n += RUN + 1;
-                    data = &data[RUN..];
-                    self.pos += GUARD_RUN;
-                }
-            }
-            self.inner.write_all(&frame[..n])?;
-        }
-        Ok(())
+    /// Bytes before the section (blobs).
+    pub fn write_all(&mut self, data: &[u8]) -> io::Result<()> {
+        self.w.write_all(data)
     }
 
-    /// Bytes of the file so far.
-    pub fn file_len(&self) -> u64 {
-        file_offset(self.pos)
+    /// Writes the section as stored (`raw_len` bytes once decompressed) and
+    /// returns the trailer that describes it, for [`ContainerWriter::finish`].
+    pub fn write_section(
+        &mut self,
+        stored: &[u8],
+        raw_len: u64,
+        compression: u8,
+    ) -> io::Result<Trailer> {
+        let trailer = Trailer {
+            section_offset: self.pos(),
+            section_stored: stored.len() as u64,
+            section_raw: raw_len,
+            compression,
+            section_checksum: xxhash_rust::xxh3::xxh3_128(stored),
+        };
+        self.w.write_all(stored)?;
+        Ok(trailer)
     }
-}
 
-/// The file of a whole logical file (header included): guards inserted.
-pub fn add_guards(logical: &[u8]) -> Vec<u8> {
-    let header = logical.len().min(HEADER_LEN as usize);
-    let mut w = GuardedWriter::new(Vec::with_capacity(
-        file_offset(logical.len() as u64) as usize
-    ));
-    w.inner.extend_from_slice(&logical[..header]);
-    w.write_all(&logical[header..]).expect("a Vec");
-    w.inner
-}
-
-/// The logical file of the bytes of a file: guards removed, whatever their
-/// value; `None` if no file has that length (see [`logical_len`]).
-pub fn remove_guards(file: &[u8]) -> Option<Vec<u8>> {
-    logical_len(file.len() as u64)?;
-    Some(
-        file.iter()
-            .enumerate()
-            .filter(|&(i, _)| !is_guard(i as u64))
-            .map(|(_, &b)| b)
-            .collect(),
-    )
+    /// Writes the trailer; returns the inner writer and the file's length.
+    pub fn finish(mut self, trailer: &Trailer) -> io::Result<(W, u64)> {
+        self.w.write_all(&trailer_bytes(&self.header, trailer))?;
+        let len = self.w.file_len();
+        Ok((self.w.inner, len))
+    }
 }
 
 /// An opened, checked container: the decompressed section and the trailer.
@@ -804,45 +653,25 @@ pub fn open_container(
     blobs_allowed: bool,
     budget: usize,
 ) -> Result<Container, CheckpointError> {
-    let corrupt = |op: &str, detail: String| CheckpointError::Corrupt {
+    let corrupt = |op, detail| CheckpointError::Corrupt {
         role,
         path: path.to_owned(),
-        op: op.into(),
-        detail,
+        op,
+        detail: Box::new(detail),
     };
-    let unsupported = |op: &str, detail: String| CheckpointError::Unsupported {
+    let unsupported = |op, detail| CheckpointError::Unsupported {
         role,
         path: path.to_owned(),
-        op: op.into(),
-        detail,
+        op,
+        detail: Box::new(detail),
     };
-    let unsafe_ = |op: &str, detail: String| CheckpointError::Unsafe {
+    let unsafe_ = |op, detail| CheckpointError::Unsafe {
         role,
         path: path.to_owned(),
-        op: op.into(),
-        detail,
+        op,
+        detail: Box::new(detail),
     };
-    let read_err = |op: &str, source: io::Error| {
-        // ENOTDIR: a path component is a file (`io::ErrorKind::NotADirectory`
-        // needs Rust 1.83).
-        if source.kind() == io::ErrorKind::NotFound
-            || source.raw_os_error() == Some(nix::errno::Errno::ENOTDIR as i32)
-        {
-            CheckpointError::Missing {
-                role,
-                path: path.to_owned(),
-                op: op.into(),
-                source,
-            }
-        } else {
-            CheckpointError::Read {
-                role,
-                path: path.to_owned(),
-                op: op.into(),
-                source,
-            }
-        }
-    };
+    let reading = |op| Reading { role, op, path };
 
     // O_NONBLOCK: a fifo (or device) in place of the file must be refused
     // below as "not a regular file", not block the open forever.
@@ -850,10 +679,10 @@ pub fn open_container(
         .read(true)
         .custom_flags((nix::fcntl::OFlag::O_NONBLOCK | nix::fcntl::OFlag::O_NOCTTY).bits())
         .open(path)
-        .map_err(|e| read_err("open", e))?;
-    let meta = file.metadata().map_err(|e| read_err("stat", e))?;
+        .io_context(|| reading(Op::Open))?;
+    let meta = file.metadata().io_context(|| reading(Op::Stat))?;
     if !meta.is_file() {
-        return Err(unsupported("open", "not a regular file".into()));
+        return Err(unsupported(Op::Open, DecodeError::NotRegularFile));
     }
     let len = meta.len();
 
@@ -861,33 +690,21 @@ pub fn open_container(
     // short file with a matching prefix is a truncated one.
     let mut header = [0u8; HEADER_LEN as usize];
     let have = len.min(HEADER_LEN) as usize;
-    pread_exact(&file, &mut header[..have], 0).map_err(|e| read_err("read the header", e))?;
+    pread_exact(&file, &mut header[..have], 0).io_context(|| reading(Op::ReadHeader))?;
     let magic_have = have.min(8);
     if header[..magic_have] != magic[..magic_have] {
-        return Err(unsupported(
-            "read the header",
-            format!("wrong magic bytes (expected a nix-checkpoint {role} file)"),
-        ));
+        return Err(unsupported(Op::ReadHeader, DecodeError::WrongMagic(role)));
     }
     if len < HEADER_LEN {
-        return Err(corrupt(
-            "read the header",
-            format!("truncated: {len} bytes, shorter than the header"),
-        ));
+        return Err(corrupt(Op::ReadHeader, DecodeError::ShorterThanHeader(len)));
     }
     let version = u32::from_le_bytes(header[8..12].try_into().unwrap());
     if version != FORMAT_VERSION {
-        return Err(unsupported(
-            "read the header",
-            format!("format version {version}"),
-        ));
+        return Err(unsupported(Op::ReadHeader, DecodeError::Version(version)));
     }
     let flags = u32::from_le_bytes(header[12..16].try_into().unwrap());
     if flags != 0 {
-        return Err(unsupported(
-            "read the header",
-            format!("unknown feature flags {flags:#x}"),
-        ));
+        return Err(unsupported(Op::ReadHeader, DecodeError::Flags(flags)));
     }
 
     // From here on, offsets and lengths are logical (guard bytes removed).
@@ -896,27 +713,18 @@ pub fn open_container(
         Some(l) if l >= HEADER_LEN + TRAILER_LEN => l,
         _ => {
             return Err(corrupt(
-                "read the header",
-                format!("truncated: {file_len} bytes, too short or not a possible length"),
+                Op::ReadHeader,
+                DecodeError::ImpossibleLength(file_len),
             ))
         }
     };
-    // A guard byte that is not zero is damage, like a checksum mismatch.
-    let guarded_err = |op: &str, e: io::Error| {
-        if e.kind() == io::ErrorKind::InvalidData {
-            corrupt(op, e.to_string())
-        } else {
-            read_err(op, e)
-        }
-    };
+    // A guard byte that is not zero is damage, like a checksum mismatch
+    // (`Reading` sees the `DecodeError` in the `io::Error`).
     let tb = read_logical(&file, len - TRAILER_LEN, TRAILER_LEN as usize)
-        .map_err(|e| guarded_err("read the trailer", e))?;
+        .io_context(|| reading(Op::ReadTrailer))?;
     let stored_sum = u128::from_le_bytes(tb[48..64].try_into().unwrap());
     if trailer_checksum(&header, &tb[..48]) != stored_sum {
-        return Err(corrupt(
-            "read the trailer",
-            "trailer checksum mismatch (truncated or damaged)".into(),
-        ));
+        return Err(corrupt(Op::ReadTrailer, DecodeError::TrailerChecksum));
     }
     let le64 = |r: std::ops::Range<usize>| u64::from_le_bytes(tb[r].try_into().unwrap());
     let trailer = Trailer {
@@ -927,15 +735,12 @@ pub fn open_container(
         section_checksum: u128::from_le_bytes(tb[32..48].try_into().unwrap()),
     };
     if tb[25..32] != [0; 7] {
-        return Err(unsupported(
-            "read the trailer",
-            "reserved bytes are not zero".into(),
-        ));
+        return Err(unsupported(Op::ReadTrailer, DecodeError::TrailerReserved));
     }
     if trailer.compression != COMPRESSION_RAW && trailer.compression != COMPRESSION_ZSTD {
         return Err(unsupported(
-            "read the trailer",
-            format!("unknown compression {}", trailer.compression),
+            Op::ReadTrailer,
+            DecodeError::SectionCompression(trailer.compression),
         ));
     }
     let end = trailer
@@ -947,38 +752,31 @@ pub fn open_container(
         || (!blobs_allowed && trailer.section_offset != HEADER_LEN)
     {
         return Err(corrupt(
-            "read the trailer",
-            format!(
-                "section at {}+{} does not fit a {len}-byte file",
-                trailer.section_offset, trailer.section_stored
-            ),
+            Op::ReadTrailer,
+            DecodeError::SectionOutside {
+                offset: trailer.section_offset,
+                stored: trailer.section_stored,
+                len,
+            },
         ));
     }
     if trailer.section_raw > MAX_SECTION_RAW {
         return Err(unsafe_(
-            "read the trailer",
-            format!(
-                "section declares {} bytes, the limit is {MAX_SECTION_RAW}",
-                trailer.section_raw
-            ),
+            Op::ReadTrailer,
+            DecodeError::SectionTooLarge(trailer.section_raw),
         ));
     }
     if trailer.section_raw > budget as u64 {
         return Err(unsafe_(
-            "read the trailer",
-            format!(
-                "section declares {} bytes, more than the {} MiB of memory nix-checkpoint \
-                 allows for this file",
-                trailer.section_raw,
-                budget >> 20
-            ),
+            Op::ReadTrailer,
+            DecodeError::SectionOverBudget {
+                declared: trailer.section_raw,
+                budget,
+            },
         ));
     }
     if trailer.compression == COMPRESSION_RAW && trailer.section_raw != trailer.section_stored {
-        return Err(unsafe_(
-            "read the trailer",
-            "raw section with a declared size different from its length".into(),
-        ));
+        return Err(unsafe_(Op::ReadTrailer, DecodeError::RawSectionSize));
     }
 
     // The stored length is within the file: allocating it is bounded by
@@ -988,18 +786,15 @@ pub fn open_container(
         trailer.section_offset,
         trailer.section_stored as usize,
     )
-    .map_err(|e| guarded_err("read the manifest section", e))?;
+    .io_context(|| reading(Op::ReadSection))?;
     if xxhash_rust::xxh3::xxh3_128(&stored) != trailer.section_checksum {
-        return Err(corrupt(
-            "read the manifest section",
-            "manifest checksum mismatch".into(),
-        ));
+        return Err(corrupt(Op::ReadSection, DecodeError::SectionChecksum));
     }
     let section = if trailer.compression == COMPRESSION_RAW {
         stored
     } else {
         bounded_decompress(&stored, trailer.section_raw)
-            .map_err(|d| unsafe_("decompress the manifest section", d))?
+            .map_err(|d| unsafe_(Op::DecompressSection, d))?
     };
     Ok(Container {
         file,
@@ -1010,153 +805,21 @@ pub fn open_container(
 
 /// Decompresses `stored` (zstd frames) into exactly `raw_len` bytes, never
 /// producing more than `raw_len + 1` bytes whatever the frames claim.
-pub fn bounded_decompress(stored: &[u8], raw_len: u64) -> Result<Vec<u8>, String> {
-    let mut dec =
-        zstd::stream::read::Decoder::with_buffer(stored).map_err(|e| format!("zstd: {e}"))?;
+pub fn bounded_decompress(stored: &[u8], raw_len: u64) -> DecResult<Vec<u8>> {
+    let mut dec = zstd::stream::read::Decoder::with_buffer(stored).map_err(DecodeError::Zstd)?;
     let mut out = Vec::with_capacity(raw_len.min(16 << 20) as usize);
     (&mut dec)
         .take(raw_len.saturating_add(1))
         .read_to_end(&mut out)
-        .map_err(|e| format!("invalid zstd data: {e}"))?;
+        .map_err(DecodeError::InvalidZstd)?;
     if out.len() as u64 > raw_len {
-        return Err(format!(
-            "decompresses beyond its declared {raw_len} bytes (a decompression bomb?)"
-        ));
+        return Err(DecodeError::Bomb(raw_len));
     }
     if (out.len() as u64) < raw_len {
-        return Err(format!(
-            "decompresses to {} bytes, {raw_len} declared",
-            out.len()
-        ));
+        return Err(DecodeError::SectionShort {
+            got: out.len() as u64,
+            declared: raw_len,
+        });
     }
     Ok(out)
-}
-
-// ---------------------------------------------------------------- atomic
-
-/// A temporary file next to its destination, removed on drop unless
-/// [`AtomicFile::commit`] renamed it into place. While it exists, it holds
-/// an exclusive `flock` on the destination's directory, so two writers into
-/// one directory (two saves with one `--output`) take turns: each renames
-/// its own complete file, never the other's.
-pub struct AtomicFile {
-    pub temp: PathBuf,
-    dest: PathBuf,
-    dir: PathBuf,
-    file: Option<File>,
-    /// The directory, locked (`flock(LOCK_EX)`) until drop.
-    _lock: nix::fcntl::Flock<File>,
-}
-
-/// A name no other writer uses: pid, time and a per-process counter.
-fn unique_suffix() -> String {
-    static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos());
-    let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    format!("{}.{nanos:x}.{n}", std::process::id())
-}
-
-impl AtomicFile {
-    /// Locks the destination's directory (waiting for another writer to
-    /// finish), removes stale temporary files of killed writers (regular
-    /// files named `.NAME.tmp*`: under the lock no live writer has one), and
-    /// creates `dir/.NAME.tmp.<pid>.<time>.<n>` exclusively (mode 0644).
-    pub fn create(dest: &Path) -> Result<AtomicFile, CheckpointError> {
-        // `Path::new("state").parent()` is `Some("")`: that is the current
-        // directory, which `File::open("")` (for the directory fsync) is not.
-        let dir = match dest.parent() {
-            Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
-            _ => PathBuf::from("."),
-        };
-        let lock_err = |op: &str, e: io::Error| CheckpointError::Write {
-            path: dir.clone(),
-            op: op.into(),
-            source: e,
-        };
-        let lock = File::open(&dir).map_err(|e| lock_err("open the directory to lock it", e))?;
-        let lock = nix::fcntl::Flock::lock(lock, nix::fcntl::FlockArg::LockExclusive)
-            .map_err(|(_, e)| lock_err("lock the directory", io::Error::from(e)))?;
-        let name = dest.file_name().unwrap_or_default().to_string_lossy();
-        let prefix = format!(".{name}.tmp");
-        if let Ok(entries) = std::fs::read_dir(&dir) {
-            for entry in entries.flatten() {
-                let stale = entry
-                    .file_name()
-                    .as_encoded_bytes()
-                    .starts_with(prefix.as_bytes())
-                    && entry.file_type().is_ok_and(|t| t.is_file());
-                if stale {
-                    let path = entry.path();
-                    std::fs::remove_file(&path).map_err(|e| CheckpointError::Write {
-                        path,
-                        op: "remove a stale temporary file".into(),
-                        source: e,
-                    })?;
-                }
-            }
-        }
-        let temp = dir.join(format!("{prefix}.{}", unique_suffix()));
-        let file = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o644)
-            .custom_flags(nix::fcntl::OFlag::O_NOFOLLOW.bits())
-            .open(&temp)
-            .map_err(|e| CheckpointError::Write {
-                path: temp.clone(),
-                op: "create the temporary file".into(),
-                source: e,
-            })?;
-        Ok(AtomicFile {
-            temp,
-            dest: dest.to_owned(),
-            dir,
-            file: Some(file),
-            _lock: lock,
-        })
-    }
-
-    pub fn file(&self) -> &File {
-        self.file.as_ref().expect("open until commit")
-    }
-
-    pub fn write_err(&self, op: &str, source: io::Error) -> CheckpointError {
-        CheckpointError::Write {
-            path: self.temp.clone(),
-            op: op.into(),
-            source,
-        }
-    }
-
-    /// fsync, rename over the destination, fsync the directory.
-    pub fn commit(mut self) -> Result<(), CheckpointError> {
-        let file = self.file.take().expect("open until commit");
-        file.sync_all().map_err(|e| self.write_err("fsync", e))?;
-        drop(file);
-        std::fs::rename(&self.temp, &self.dest).map_err(|e| CheckpointError::Write {
-            path: self.dest.clone(),
-            op: format!("rename {} into place", self.temp.display()),
-            source: e,
-        })?;
-        // Renamed: nothing left to clean up even if the directory sync fails.
-        self.temp = PathBuf::new();
-        File::open(&self.dir)
-            .and_then(|d| d.sync_all())
-            .map_err(|e| CheckpointError::Write {
-                path: self.dir.clone(),
-                op: "fsync the directory".into(),
-                source: e,
-            })
-    }
-}
-
-impl Drop for AtomicFile {
-    fn drop(&mut self) {
-        if !self.temp.as_os_str().is_empty() {
-            self.file.take();
-            let _ = std::fs::remove_file(&self.temp);
-        }
-    }
 }

@@ -2,17 +2,17 @@
 //! state that `snapshot` leaves for `save`. The byte format is specified in
 //! `docs/format.md`.
 
+mod atomic;
 mod codec;
 pub mod error;
+mod guard;
 pub mod pack;
 pub mod snapshot;
 #[doc(hidden)]
 pub mod testing;
 
-pub use codec::{
-    BUDGET_PER_TREE_ENTRY, FORMAT_VERSION, MAX_BLOBS, MAX_BLOB_SIZE, MAX_DEPENDENCIES, MAX_ENTRIES,
-    MAX_OUTPUTS, MAX_SECTION_RAW, MEMORY_BUDGET,
-};
+pub use codec::{BUDGET_PER_TREE_ENTRY, FORMAT_VERSION, MEMORY_BUDGET};
+pub(crate) use codec::{MAX_BLOB_SIZE, MAX_SECTION_RAW};
 pub use error::{CheckpointError, Role};
 pub use pack::{
     files_to_store, write_checkpoint, BlobFile, BlobRecord, Compression, PackReader, VerifyStats,

@@ -1,16 +1,16 @@
 //! The snapshot state file: written by `snapshot`, read by `save`
 //! (format: `docs/format.md`).
 
+use super::atomic::AtomicFile;
 use super::codec::{
-    add_guards, compress_section, decode_info, decode_manifest, encode_info, encode_manifest,
-    header_bytes, open_container, trailer_bytes, AtomicFile, Dec, DecResult, Enc, Trailer,
-    HEADER_LEN,
+    compress_section, decode_info, decode_manifest, encode_info, encode_manifest, open_container,
+    ContainerWriter, Dec, DecResult, Enc,
 };
-use super::error::{CheckpointError, Role};
+use super::error::{CheckpointError, DecodeError, InputError, Op, Role};
 use super::Snapshot;
+use crate::error::IoContext;
 use std::io::Write;
 use std::path::Path;
-use xxhash_rust::xxh3::xxh3_128;
 
 /// First 8 bytes of a state file.
 pub const SNAPSHOT_MAGIC: [u8; 8] = *b"\x89NCKS\r\n\x1a";
@@ -37,29 +37,31 @@ fn decode(raw: &[u8]) -> DecResult<Snapshot> {
 /// fsync, rename, fsync of the directory).
 pub fn write_snapshot(path: &Path, state: &Snapshot) -> Result<(), CheckpointError> {
     let raw = encode(state);
-    decode(&raw).map_err(|detail| CheckpointError::InvalidInput {
+    decode(&raw).map_err(|d| CheckpointError::InvalidInput {
         path: path.to_owned(),
-        op: "check the snapshot state".into(),
-        detail,
+        op: Op::CheckSnapshot,
+        detail: Box::new(InputError::Decode(d)),
     })?;
     let atomic = AtomicFile::create(path)?;
-    let (compression, stored) = compress_section(&raw, STATE_LEVEL)
-        .map_err(|e| atomic.write_err("compress the snapshot state", e))?;
-    let header = header_bytes(&SNAPSHOT_MAGIC);
-    let trailer = Trailer {
-        section_offset: HEADER_LEN,
-        section_stored: stored.len() as u64,
-        section_raw: raw.len() as u64,
-        compression,
-        section_checksum: xxh3_128(&stored),
-    };
-    // Guard bytes like a pack's: one container format, one reader.
-    let bytes = add_guards(&[&header[..], &stored, &trailer_bytes(&header, &trailer)].concat());
+    let (compression, stored) =
+        compress_section(&raw, STATE_LEVEL).io_context(|| atomic.writing(Op::CompressSnapshot))?;
+    // A container like a pack's, without blobs: one format, one reader.
+    let bytes = container_bytes(&stored, raw.len() as u64, compression);
     atomic
         .file()
         .write_all(&bytes)
-        .map_err(|e| atomic.write_err("write the snapshot state", e))?;
+        .io_context(|| atomic.writing(Op::WriteSnapshot))?;
     atomic.commit()
+}
+
+/// The whole state file, in memory (it holds no blobs).
+fn container_bytes(stored: &[u8], raw_len: u64, compression: u8) -> Vec<u8> {
+    let in_memory = "writing to a Vec cannot fail";
+    let mut w = ContainerWriter::new(Vec::new(), &SNAPSHOT_MAGIC).expect(in_memory);
+    let trailer = w
+        .write_section(stored, raw_len, compression)
+        .expect(in_memory);
+    w.finish(&trailer).expect(in_memory).0
 }
 
 /// Reads and validates a state file.
@@ -74,8 +76,8 @@ pub fn read_snapshot(path: &Path) -> Result<Snapshot, CheckpointError> {
     decode(&c.section).map_err(|detail| CheckpointError::Unsafe {
         role: Role::Snapshot,
         path: path.to_owned(),
-        op: "check the snapshot state".into(),
-        detail,
+        op: Op::CheckSnapshot,
+        detail: Box::new(detail),
     })
 }
 
@@ -88,37 +90,23 @@ pub fn check_snapshot_matches(
     state: &super::Snapshot,
     current: &crate::build_info::BuildInfo,
 ) -> Result<(), CheckpointError> {
-    let unsafe_state = |detail: String| CheckpointError::Unsafe {
+    let unsafe_state = |detail| CheckpointError::Unsafe {
         role: Role::Snapshot,
         path: path.to_owned(),
-        op: "check that it belongs to this build".into(),
-        detail,
+        op: Op::CheckBelongsToBuild,
+        detail: Box::new(detail),
     };
-    let shown = |b: &[u8]| crate::tree::rel_path::escape_bytes(b);
     if state.info.root != current.root {
-        return Err(unsafe_state(format!(
-            "it was taken in {}, not in the tree being saved, {}",
-            shown(&state.info.root),
-            shown(&current.root)
-        )));
+        return Err(unsafe_state(DecodeError::OtherRoot {
+            taken: state.info.root.clone(),
+            saving: current.root.clone(),
+        }));
     }
     if state.info.outputs != current.outputs {
-        let list = |outputs: &[(String, crate::rewrite::store_path::StorePath)]| {
-            if outputs.is_empty() {
-                "none".to_string()
-            } else {
-                outputs
-                    .iter()
-                    .map(|(n, p)| format!("{n}={p}"))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            }
-        };
-        return Err(unsafe_state(format!(
-            "it was taken for the outputs {}, not this build's {}",
-            list(&state.info.outputs),
-            list(&current.outputs)
-        )));
+        return Err(unsafe_state(DecodeError::OtherOutputs {
+            taken: state.info.outputs.clone(),
+            saving: current.outputs.clone(),
+        }));
     }
     Ok(())
 }

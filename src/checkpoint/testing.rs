@@ -3,12 +3,12 @@
 //! writer's validation on purpose, so that the reader's (and `restore`'s)
 //! defences can be exercised with valid checksums around hostile content.
 
-pub use super::codec::{add_guards, remove_guards, GUARD, GUARD_SPACING};
 use super::codec::{
-    encode_info, header_bytes, trailer_bytes, Enc, Trailer, COMPRESSION_RAW, COMPRESSION_ZSTD,
+    encode_info, trailer_checksum, ContainerWriter, Enc, COMPRESSION_RAW, COMPRESSION_ZSTD,
     HEADER_LEN, TRAILER_LEN,
 };
 use super::error::CheckpointError;
+pub use super::guard::{add_guards, remove_guards, GUARD, GUARD_SPACING};
 use super::pack::{PackReader, PACK_MAGIC};
 use crate::build_info::BuildInfo;
 use std::os::fd::{FromRawFd, OwnedFd};
@@ -252,23 +252,14 @@ pub fn assemble(area: &[u8], section: &[u8], zstd_section: bool, declared: Optio
     } else {
         (COMPRESSION_RAW, section.to_vec())
     };
-    let header = header_bytes(&PACK_MAGIC);
-    let trailer = Trailer {
-        section_offset: HEADER_LEN + area.len() as u64,
-        section_stored: stored.len() as u64,
-        section_raw: declared.unwrap_or(section.len() as u64),
-        compression,
-        section_checksum: xxh3_128(&stored),
-    };
-    add_guards(
-        &[
-            &header[..],
-            area,
-            &stored,
-            &trailer_bytes(&header, &trailer),
-        ]
-        .concat(),
-    )
+    let in_memory = "writing to a Vec cannot fail";
+    let mut w = ContainerWriter::new(Vec::new(), &PACK_MAGIC).expect(in_memory);
+    w.write_all(area).expect(in_memory);
+    let raw_len = declared.unwrap_or(section.len() as u64);
+    let trailer = w
+        .write_section(&stored, raw_len, compression)
+        .expect(in_memory);
+    w.finish(&trailer).expect(in_memory).0
 }
 
 /// Recomputes the section and trailer checksums of `bytes` in place (when
@@ -301,10 +292,7 @@ fn fix_logical_checksums(bytes: &mut [u8]) -> bool {
             bytes[t + 32..t + 48].copy_from_slice(&sum.to_le_bytes());
         }
     }
-    let mut h = xxhash_rust::xxh3::Xxh3::new();
-    h.update(&bytes[..HEADER_LEN as usize]);
-    h.update(&bytes[t..t + 48]);
-    let sum = h.digest128();
+    let sum = trailer_checksum(&bytes[..HEADER_LEN as usize], &bytes[t..t + 48]);
     bytes[t + 48..t + 64].copy_from_slice(&sum.to_le_bytes());
     true
 }

@@ -1204,7 +1204,7 @@ fn two_writers_into_one_directory_take_turns() {
     let out = fx.root.parent().unwrap().join("out");
     std::fs::create_dir_all(&out).unwrap();
     let dest = out.join(PACK_FILE_NAME);
-    let first = crate::checkpoint::codec::AtomicFile::create(&dest).unwrap();
+    let first = crate::checkpoint::atomic::AtomicFile::create(&dest).unwrap();
     std::io::Write::write_all(&mut first.file(), b"first").unwrap();
     let (done_tx, done_rx) = std::sync::mpsc::channel();
     let writer = {
@@ -1287,7 +1287,7 @@ fn store_path_text(n: u64, name: &str) -> String {
 
 #[test]
 fn guard_offsets_round_trip() {
-    use codec::{file_offset, is_guard, logical_len};
+    use super::guard::{file_offset, is_guard, logical_len};
     for logical in HEADER_LEN..2000 {
         let len = file_offset(logical);
         assert_eq!(logical_len(len), Some(logical), "logical {logical}");
@@ -1315,7 +1315,7 @@ fn guarded_writes_do_not_depend_on_how_the_bytes_are_split() {
     let logical: Vec<u8> = (0..200_000u32).map(|i| (i % 253) as u8 | 1).collect();
     let whole = super::testing::add_guards(&logical);
     for pieces in [1usize, 5, 30, 31, 32, 33, 1000, 65_536, 100_000] {
-        let mut w = codec::GuardedWriter::new(logical[..16].to_vec());
+        let mut w = super::guard::GuardedWriter::new(logical[..16].to_vec());
         for (i, chunk) in logical[16..].chunks(pieces).enumerate() {
             // Vary the split a little too.
             let (a, b) = chunk.split_at((i * 7) % chunk.len().max(1));
@@ -1341,10 +1341,10 @@ fn guarded_ranges_read_back_and_every_bad_guard_is_caught() {
     for start in (16..700u64).step_by(7) {
         for end in [start, start + 1, start + 31, start + 62, 700].map(|e| e.min(700)) {
             let want = &logical[start as usize..end as usize];
-            let whole = codec::read_logical(&f, start, want.len()).unwrap();
+            let whole = super::guard::read_logical(&f, start, want.len()).unwrap();
             assert_eq!(whole, want);
             for chunk in [1, 2, 31, 32, 33, 100] {
-                let mut r = codec::LogicalRange {
+                let mut r = super::guard::LogicalRange {
                     file: &f,
                     pos: start,
                     end,
@@ -1363,14 +1363,17 @@ fn guarded_ranges_read_back_and_every_bad_guard_is_caught() {
         }
     }
     // A guard that is not zero fails every read that passes over it.
-    for g in (0..good.len() as u64).filter(|&i| codec::is_guard(i)) {
+    for g in (0..good.len() as u64).filter(|&i| super::guard::is_guard(i)) {
         let mut bad = good.clone();
         bad[g as usize] = b'a';
         std::fs::write(&path, &bad).unwrap();
         let f = std::fs::File::open(&path).unwrap();
-        assert!(codec::read_logical(&f, 16, 700 - 16).is_err(), "guard {g}");
+        assert!(
+            super::guard::read_logical(&f, 16, 700 - 16).is_err(),
+            "guard {g}"
+        );
         for chunk in [1, 31, 32, 64] {
-            let mut r = codec::LogicalRange {
+            let mut r = super::guard::LogicalRange {
                 file: &f,
                 pos: 16,
                 end: 700,

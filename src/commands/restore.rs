@@ -239,8 +239,8 @@ pub fn run(
             let e = crate::checkpoint::CheckpointError::Unsafe {
                 role: crate::checkpoint::Role::Checkpoint,
                 path: reader.path().to_owned(),
-                op: "check the restore plan".into(),
-                detail: e.to_string(),
+                op: crate::checkpoint::error::Op::CheckRestorePlan,
+                detail: crate::checkpoint::error::DecodeError::Unrestorable(e.to_string()).into(),
             };
             if options.fallback_on_error {
                 return Ok(fall_back(FallBack::Unusable(e), started, warnings));

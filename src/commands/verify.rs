@@ -29,13 +29,14 @@ pub(super) fn check_restorable(reader: &PackReader, now: Timestamp) -> Result<()
     crate::apply::check_checkpoint(root, &cp.after, now).map_err(|e| CheckpointError::Unsafe {
         role: Role::Checkpoint,
         path: reader.path().to_owned(),
-        op: "check what restore would write".into(),
-        detail: match e {
+        op: crate::checkpoint::error::Op::CheckRestorable,
+        detail: crate::checkpoint::error::DecodeError::Unrestorable(match e {
             crate::apply::ApplyError::UnsafePlan { path, reason, .. } => {
                 format!("{}: {reason}", path.display())
             }
             other => other.to_string(),
-        },
+        })
+        .into(),
     })
 }
 
