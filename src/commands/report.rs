@@ -742,8 +742,9 @@ mod tests {
         let e = CheckpointError::Unsafe {
             role: crate::checkpoint::Role::Checkpoint,
             path: "/nix/store/x/checkpoint.nckp".into(),
-            op: "check the restore plan".into(),
-            detail: "a: reserved".into(),
+            op: crate::checkpoint::error::Op::CheckRestorePlan,
+            detail: crate::checkpoint::error::DecodeError::Unrestorable("a: reserved".into())
+                .into(),
         };
         let text = e.to_string();
         let report = RestoreReport::FellBack {
