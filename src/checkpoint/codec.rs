@@ -775,6 +775,7 @@ pub fn add_guards(logical: &[u8]) -> Vec<u8> {
 
 /// The logical file of the bytes of a file: guards removed, whatever their
 /// value; `None` if no file has that length (see [`logical_len`]).
+#[cfg(any(test, feature = "testing"))]
 pub fn remove_guards(file: &[u8]) -> Option<Vec<u8>> {
     logical_len(file.len() as u64)?;
     Some(

@@ -6,6 +6,7 @@ mod codec;
 pub mod error;
 pub mod pack;
 pub mod snapshot;
+#[cfg(any(test, feature = "testing"))]
 #[doc(hidden)]
 pub mod testing;
 

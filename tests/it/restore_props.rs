@@ -3,13 +3,11 @@
 //! turns P into C; after `restore`, the tree must be exactly what the merge
 //! promises, with the mtime order that make needs.
 
-mod util;
-
+use crate::util::*;
 use proptest::prelude::*;
 use std::collections::BTreeMap;
 use std::os::unix::fs::{symlink, PermissionsExt};
 use std::path::Path;
-use util::*;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Node {

@@ -3,8 +3,6 @@
 //! (and ar) on PATH the tests skip themselves, saying so, unless
 //! NIX_CHECKPOINT_TESTS_REQUIRE_TOOLS=1 (then a missing gcc fails them).
 
-mod util;
-
 use nix_checkpoint::build_info::BuildInfo;
 use nix_checkpoint::rewrite::store_path::{StorePath, NIX_BASE32};
 use nix_checkpoint::rewrite::Rewriter;

@@ -1,10 +1,8 @@
 //! The command line as a program sees it: exit codes, messages that name
 //! the file, `--json` summaries, and restore's fallbacks.
 
-mod util;
-
+use crate::util::*;
 use std::path::Path;
-use util::*;
 
 fn code(out: &std::process::Output) -> i32 {
     out.status.code().expect("exited normally")
@@ -14,12 +12,23 @@ fn stderr(out: &std::process::Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
-/// A tiny tree built once: `src/a.c` compiled into `a.o` by hand.
+/// A tiny tree built once: `src/a.c` compiled into `a.o` by hand, by a
+/// build that ended [`BUILD_ENDED_AGO`].
 fn built_checkpoint(ws: &Workspace, env: &[(&str, &str)]) -> std::path::PathBuf {
+    built_checkpoint_at(ws, env, true)
+}
+
+/// [`built_checkpoint`], `a.o` dated as written (now) unless `ended_ago`.
+fn built_checkpoint_at(
+    ws: &Workspace,
+    env: &[(&str, &str)],
+    ended_ago: bool,
+) -> std::path::PathBuf {
     let root = ws.fresh_root();
     std::fs::create_dir(root.join("src")).unwrap();
     std::fs::write(root.join("src/a.c"), "int a;\n").unwrap();
     let state = root.join(STATE);
+    ws.note_snapshot_time();
     let out = ws.run_env(
         &[
             "snapshot",
@@ -32,6 +41,9 @@ fn built_checkpoint(ws: &Workspace, env: &[(&str, &str)]) -> std::path::PathBuf 
     );
     assert_eq!(code(&out), 0, "{}", stderr(&out));
     std::fs::write(root.join("src/a.o"), b"\x7fELF object").unwrap();
+    if ended_ago {
+        ws.build_ended_ago();
+    }
     let checkpoint = ws.checkpoint("cp");
     let out = ws.run_env(
         &[
@@ -55,14 +67,6 @@ fn fresh_sources(ws: &Workspace) -> std::path::PathBuf {
     std::fs::create_dir(root.join("src")).unwrap();
     std::fs::write(root.join("src/a.c"), "int a;\n").unwrap();
     root
-}
-
-fn tree_listing(root: &Path) -> Vec<String> {
-    walkdir::WalkDir::new(root)
-        .sort_by_file_name()
-        .into_iter()
-        .map(|e| e.unwrap().path().display().to_string())
-        .collect()
 }
 
 #[test]
@@ -145,7 +149,7 @@ fn corrupt_checkpoint_is_exit_6_and_the_tree_is_untouched() {
     bytes[middle] ^= 0x55;
     std::fs::write(&pack, &bytes).unwrap();
     let root = fresh_sources(&ws);
-    let before = tree_listing(&root);
+    let before = picture(&root);
     let out = ws.run(&[
         "restore",
         "--root",
@@ -154,7 +158,7 @@ fn corrupt_checkpoint_is_exit_6_and_the_tree_is_untouched() {
     ]);
     assert_eq!(code(&out), 6, "{}", stderr(&out));
     assert!(stderr(&out).contains("checkpoint.nckp"), "{}", stderr(&out));
-    assert_eq!(before, tree_listing(&root));
+    assert_eq!(before, picture(&root));
     let out = ws.run(&["verify", checkpoint.to_str().unwrap()]);
     assert_eq!(code(&out), 6, "{}", stderr(&out));
 }
@@ -175,7 +179,7 @@ fn changed_dependency_falls_back_untouched_and_force_restores() {
     let zlib2 = format!("/nix/store/{}-zlib-1.3.1", "b".repeat(32));
     let checkpoint = built_checkpoint(&ws, &[("buildInputs", &zlib1)]);
     let root = fresh_sources(&ws);
-    let before = tree_listing(&root);
+    let before = picture(&root);
     let args = [
         "restore",
         "--root",
@@ -193,7 +197,7 @@ fn changed_dependency_falls_back_untouched_and_force_restores() {
     );
     assert_eq!(
         before,
-        tree_listing(&root),
+        picture(&root),
         "a fallback leaves the tree untouched"
     );
 
@@ -329,7 +333,8 @@ fn every_command_ends_with_a_summary_line() {
 #[test]
 fn restore_returns_only_once_fresh_mtimes_are_in_the_past() {
     let ws = Workspace::new();
-    let checkpoint = built_checkpoint(&ws, &[]);
+    // Products written now, as a build that has just ended left them.
+    let checkpoint = built_checkpoint_at(&ws, &[], false);
     let root = fresh_sources(&ws);
     std::fs::write(root.join("src/a.c"), "int a = 2;\n").unwrap();
     ws.run_ok(&[
@@ -366,6 +371,7 @@ fn configured_checkpoint(ws: &Workspace, tool_file: Option<&str>) -> std::path::
     let r = root.to_str().unwrap();
     let state = root.join(STATE);
     let s = state.to_str().unwrap();
+    ws.note_snapshot_time();
     ws.run_ok(&["snapshot", "--root", r, "--state", s]);
     ws.run_ok(&["track-configure", "--start", "--root", r, "--state", s]);
     std::fs::read(root.join("configure")).unwrap();
@@ -386,6 +392,7 @@ fn configured_checkpoint(ws: &Workspace, tool_file: Option<&str>) -> std::path::
     if let Some(name) = tool_file {
         std::fs::write(root.join(name), "# ninja log v5\n").unwrap();
     }
+    ws.build_ended_ago();
     let checkpoint = ws.checkpoint("cp");
     ws.run_ok(&[
         "save",
@@ -535,7 +542,7 @@ fn a_checkpoint_of_nixpkgs_checkpoint_build_tools_falls_back_saying_what_it_is()
     std::fs::write(artifact.join("outputs/src/a.c"), "int a;\n").unwrap();
     std::fs::write(artifact.join("outputs/src/a.o"), "\x7fELF").unwrap();
     let root = fresh_sources(&ws);
-    let before = tree_listing(&root);
+    let before = picture(&root);
     let out = ws.run(&[
         "restore",
         "--root",
@@ -549,7 +556,7 @@ fn a_checkpoint_of_nixpkgs_checkpoint_build_tools_falls_back_saying_what_it_is()
         "{}",
         stderr(&out)
     );
-    assert_eq!(before, tree_listing(&root), "nothing restored");
+    assert_eq!(before, picture(&root), "nothing restored");
     let out = ws.run(&["inspect", artifact.to_str().unwrap()]);
     assert_eq!(code(&out), 7, "{}", stderr(&out));
 }
