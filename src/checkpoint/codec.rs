@@ -737,7 +737,7 @@ impl<W: io::Write> GuardedWriter<W> {
                 n = run;
                 data = &data[run..];
                 self.pos += run as u64;
-                if (self.pos - HEADER_LEN) % GUARD_RUN == 0 {
+                if (self.pos - HEADER_LEN).is_multiple_of(GUARD_RUN) {
                     frame[n] = GUARD;
                     n += 1;
                 }

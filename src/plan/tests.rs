@@ -1411,9 +1411,7 @@ fn check_scenario(p: &Manifest, b: &Manifest, c: &Manifest, now: Timestamp) -> R
     // Targets of the user's symlinks, resolved in the result.
     let mut targets = BTreeSet::new();
     for e in c.entries() {
-        let changed = p
-            .get(&e.path)
-            .map_or(true, |pe| !pe.same_content_and_mode(e));
+        let changed = p.get(&e.path).is_none_or(|pe| !pe.same_content_and_mode(e));
         if let (true, Node::Symlink { target, .. }) = (changed, &e.node) {
             if let Some(f) = resolve_in(&fin, e.path.as_bytes(), target) {
                 targets.insert(f);
@@ -1438,8 +1436,8 @@ fn check_scenario(p: &Manifest, b: &Manifest, c: &Manifest, now: Timestamp) -> R
             return Err(format!("resurrected {}", ctx()));
         }
         if let Some(ce) = ce {
-            if pe.map_or(true, |pe| !pe.same_content_and_mode(ce))
-                && got.map_or(true, |g| !g.same_content_and_mode(ce) || g.node != ce.node)
+            if pe.is_none_or(|pe| !pe.same_content_and_mode(ce))
+                && got.is_none_or(|g| !g.same_content_and_mode(ce) || g.node != ce.node)
             {
                 return Err(format!("user change lost {}", ctx()));
             }
@@ -1458,7 +1456,7 @@ fn check_scenario(p: &Manifest, b: &Manifest, c: &Manifest, now: Timestamp) -> R
                         ce.is_some_and(|c| c.node == Node::Dir)
                             && has_children(&fin, key)
                             && naive(pe, be, ce, fresh, |t| plan.restored_mtime(t))
-                                .map_or(true, |n| n.node != Node::Dir)
+                                .is_none_or(|n| n.node != Node::Dir)
                     }
                     SkipReason::AncestorNotDirectory(a) => {
                         path.is_inside(a)
