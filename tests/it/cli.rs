@@ -136,6 +136,12 @@ fn missing_checkpoint_is_exit_5_and_a_fallback_when_asked() {
         "/nonexistent/checkpoint",
     ]);
     assert_eq!(code(&out), 3, "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("NOTHING RESTORED")
+            && stderr(&out).contains("/nonexistent/checkpoint: checkpoint not found"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 #[test]
@@ -264,6 +270,12 @@ fn a_root_of_another_length_falls_back() {
         checkpoint.to_str().unwrap(),
     ]);
     assert_eq!(code(&out), 3, "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("NOTHING RESTORED")
+            && stderr(&out).contains("build root changed length, from "),
+        "{}",
+        stderr(&out)
+    );
     assert!(!elsewhere.join("src/a.o").exists());
 }
 

@@ -463,7 +463,8 @@ fn hostile_checkpoints_are_refused_before_the_first_write() {
         }
         let run = arena.run_restore(dir, &["--fallback-on-error"]);
         run.assert_code(3, &format!("{} with --fallback-on-error", c.name))
-            .assert_stderr_has("NOTHING RESTORED", &c.name);
+            .assert_stderr_has("NOTHING RESTORED", &c.name)
+            .assert_stderr_has(c.reason, &c.name);
         assert_same(&c.name, &tree, &picture(&arena.root()));
         arena.check(&c.name);
         // verify refuses the same (it checks blobs too, and everything
@@ -512,7 +513,9 @@ fn missing_checkpoint_is_exit_5_naming_the_file() {
             .assert_stderr_has("prepareCheckpointBuild", "missing");
         arena
             .run_restore(&missing, &["--fallback-on-error"])
-            .assert_code(3, "missing, fallback");
+            .assert_code(3, "missing, fallback")
+            .assert_stderr_has("NOTHING RESTORED", "missing, fallback")
+            .assert_stderr_has("not found", "missing, fallback");
     }
     // An existing directory without a pack is missing too.
     std::fs::create_dir_all(arena.store().join("empty")).unwrap();
@@ -1433,7 +1436,9 @@ fn fifo_in_place_of_the_pack_does_not_hang() {
         || arena.run_restore(&dir, &["--fallback-on-error"]),
         "restore from a fifo",
     );
-    run.assert_code(3, "fifo pack, fallback");
+    run.assert_code(3, "fifo pack, fallback")
+        .assert_stderr_has("NOTHING RESTORED", "fifo pack, fallback")
+        .assert_stderr_has("not a regular file", "fifo pack, fallback");
     arena.check("fifo pack");
     // The same for the state file read by save.
     mkfifo(&arena.state());
