@@ -9,7 +9,9 @@
 //! or without the tool (`util/skip.rs`), as in the Nix sandbox.
 
 use crate::util::*;
-use nix_checkpoint::checkpoint::testing::{RawBlob, RawEntry, RawNode, RawPack};
+use nix_checkpoint::checkpoint::testing::{
+    hostile_packs, sorted, sound_pack, RawBlob, RawEntry, RawNode, RawPack,
+};
 use std::ffi::OsStr;
 use std::io::Write;
 use std::os::unix::ffi::OsStrExt;
@@ -38,389 +40,6 @@ fn populate_sources(root: &Path) {
 
 // ------------------------------------------------ validation before writing
 
-/// One hostile checkpoint: a name, the pack bytes, the exit code and a
-/// fragment of the message that shows why it was refused.
-struct Case {
-    name: String,
-    bytes: Vec<u8>,
-    code: i32,
-    reason: &'static str,
-}
-
-fn case(name: impl Into<String>, bytes: Vec<u8>, code: i32, reason: &'static str) -> Case {
-    Case {
-        name: name.into(),
-        bytes,
-        code,
-        reason,
-    }
-}
-
-/// A sound pack for `root`: a directory, files (one zstd blob), a symlink.
-fn sound_pack(root: &[u8]) -> RawPack {
-    let mut p = RawPack::new(root)
-        .with_dir(b"out")
-        .with_file(b"out/a.o", b"object a")
-        .with_symlink(b"out/link", b"a.o");
-    let big = vec![b'z'; 10_000];
-    p.after.push(RawEntry::file(b"out/big", &big));
-    p.blobs.push(RawBlob::zstd(&big));
-    p.blobs.sort_by_key(|b| b.hash);
-    sorted(p)
-}
-
-/// Sorts B by path, as a sound pack has it.
-fn sorted(mut p: RawPack) -> RawPack {
-    p.after.sort_by(|a, b| a.path.cmp(&b.path));
-    p
-}
-
-fn hostile_cases(root: &[u8]) -> Vec<Case> {
-    let sound = sound_pack(root);
-    let sound_bytes = sound.to_bytes();
-    let mut cases = Vec::new();
-
-    // Not ours, or damaged.
-    cases.push(case("empty file", Vec::new(), 6, "truncated"));
-    cases.push(case(
-        "ELF",
-        b"\x7fELF\x02\x01\x01\0\0\0\0\0\0\0\0\0rest".to_vec(),
-        7,
-        "wrong magic",
-    ));
-    cases.push(case(
-        "text",
-        b"#!/bin/sh\necho hello\n".repeat(10),
-        7,
-        "wrong magic",
-    ));
-    // The next format version, which this binary cannot know.
-    let next = nix_checkpoint::checkpoint::FORMAT_VERSION + 1;
-    let mut unknown = sound_bytes.clone();
-    unknown[8..12].copy_from_slice(&next.to_le_bytes());
-    let reason: &'static str = format!("format version {next}").leak();
-    cases.push(case(format!("version {next}"), unknown, 7, reason));
-    // The previous one, which kept no recipe: refused, never read without one.
-    let mut v1 = sound_bytes.clone();
-    v1[8..12].copy_from_slice(&1u32.to_le_bytes());
-    cases.push(case(
-        "version 1 (no recipe)".to_string(),
-        v1,
-        7,
-        "format version 1",
-    ));
-    let mut flags = sound_bytes.clone();
-    flags[12] = 1;
-    cases.push(case("feature flags", flags, 7, "feature flags"));
-    for cut in [
-        1usize,
-        8,
-        15,
-        16,
-        79,
-        sound_bytes.len() / 2,
-        sound_bytes.len() - 1,
-    ] {
-        cases.push(case(
-            format!("truncated to {cut} bytes"),
-            sound_bytes[..cut].to_vec(),
-            6,
-            "corrupt",
-        ));
-    }
-    let mut extended = sound_bytes.clone();
-    extended.push(0);
-    cases.push(case("one byte appended", extended, 6, "corrupt"));
-    for at in [
-        sound_bytes.len() - 70,
-        sound_bytes.len() - 20,
-        sound_bytes.len() - 40,
-    ] {
-        let mut b = sound_bytes.clone();
-        b[at] ^= 0x40;
-        cases.push(case(format!("byte {at} flipped"), b, 6, "corrupt"));
-    }
-
-    // Hostile paths: each must be refused as unsafe.
-    let long_name = vec![b'n'; 256];
-    let mut too_long_path = Vec::new();
-    while too_long_path.len() < 4096 {
-        too_long_path.extend_from_slice(b"dddddddd/");
-    }
-    too_long_path.extend_from_slice(b"f");
-    let paths: Vec<(&str, Vec<u8>, &'static str)> = vec![
-        ("parent escape", b"../owned".to_vec(), "`..` component"),
-        (
-            "deep escape",
-            b"../../../../../../tmp/owned".to_vec(),
-            "`..` component",
-        ),
-        ("absolute", b"/tmp/owned".to_vec(), "absolute path"),
-        ("NUL", b"own\0ed".to_vec(), "NUL byte"),
-        ("empty", Vec::new(), "empty path"),
-        ("dot", b".".to_vec(), "`.` component"),
-        ("dot inside", b"out/./x".to_vec(), "`.` component"),
-        ("double slash", b"out//x".to_vec(), "empty component"),
-        ("trailing slash", b"owned/".to_vec(), "empty component"),
-        ("NAME_MAX + 1", long_name, "NAME_MAX"),
-        ("PATH_MAX + 1", too_long_path, "the limit is 4095"),
-    ];
-    for (name, path, reason) in paths {
-        let mut p = RawPack::new(root);
-        p.after.push(RawEntry::file(&path, b"x"));
-        p.blobs.push(RawBlob::raw(b"x"));
-        cases.push(case(format!("path: {name}"), p.to_bytes(), 8, reason));
-    }
-    let dup = RawPack::new(root)
-        .with_file(b"owned", b"x")
-        .with_file(b"owned", b"x");
-    cases.push(case("duplicate path", dup.to_bytes(), 8, "listed twice"));
-    let file_and_dir = RawPack::new(root)
-        .with_dir(b"owned")
-        .with_file(b"owned", b"x");
-    cases.push(case(
-        "file and directory at one path",
-        file_and_dir.to_bytes(),
-        8,
-        "listed twice",
-    ));
-    let under_link = RawPack::new(root)
-        .with_symlink(b"escape", b"../canary")
-        .with_file(b"escape/owned", b"x");
-    cases.push(case(
-        "entry under a symlink of the checkpoint",
-        under_link.to_bytes(),
-        8,
-        "is not a directory",
-    ));
-    let under_abs_link = RawPack::new(root)
-        .with_symlink(b"escape", b"/")
-        .with_dir(b"escape/tmp");
-    cases.push(case(
-        "directory under an absolute symlink",
-        under_abs_link.to_bytes(),
-        8,
-        "is not a directory",
-    ));
-    let under_file = RawPack::new(root)
-        .with_file(b"f", b"y")
-        .with_file(b"f/owned", b"x");
-    cases.push(case(
-        "entry under a file",
-        under_file.to_bytes(),
-        8,
-        "is not a directory",
-    ));
-    let orphan = RawPack::new(root).with_file(b"nodir/owned", b"x");
-    cases.push(case(
-        "entry without its parent",
-        orphan.to_bytes(),
-        8,
-        "is not a directory",
-    ));
-    let mut unordered = RawPack::new(root)
-        .with_file(b"b", b"x")
-        .with_file(b"a", b"x");
-    unordered.blobs.dedup_by_key(|b| b.hash);
-    cases.push(case(
-        "paths out of order",
-        unordered.to_bytes(),
-        8,
-        "out of order",
-    ));
-
-    // Hostile entries.
-    let marker = RawPack::new(root).with_file(MARKER.as_bytes(), b"x");
-    cases.push(case(
-        "the restore marker as a product",
-        marker.to_bytes(),
-        8,
-        "reserved",
-    ));
-    let mut setuid = RawPack::new(root).with_file(b"su", b"x");
-    setuid.after[0].mode = 0o4755;
-    cases.push(case("setuid file", setuid.to_bytes(), 8, "setuid"));
-    let mut type_bits = RawPack::new(root).with_file(b"dev", b"x");
-    type_bits.after[0].mode = 0o020644;
-    cases.push(case(
-        "file-type bits in the mode",
-        type_bits.to_bytes(),
-        8,
-        "more than permission bits",
-    ));
-    let mut nanos = RawPack::new(root).with_file(b"t", b"x");
-    nanos.after[0].mtime = (1, 1_000_000_000);
-    cases.push(case(
-        "nanoseconds >= 1 s",
-        nanos.to_bytes(),
-        8,
-        "nanoseconds",
-    ));
-    for (what, secs) in [
-        ("i64::MAX", i64::MAX),
-        ("year 3000", 32_503_680_000),
-        ("i64::MIN", i64::MIN),
-    ] {
-        let mut p = RawPack::new(root).with_file(b"t", b"x");
-        p.after[0].mtime = (secs, 0);
-        cases.push(case(
-            format!("product mtime {what}"),
-            p.to_bytes(),
-            8,
-            "outside what file systems store",
-        ));
-    }
-    let mut kind = RawPack::new(root);
-    kind.after.push(RawEntry {
-        node: RawNode::Kind(3),
-        ..RawEntry::dir(b"dev")
-    });
-    cases.push(case(
-        "unknown entry kind (a device?)",
-        kind.to_bytes(),
-        8,
-        "unknown entry kind",
-    ));
-    let empty_target = RawPack::new(root).with_symlink(b"l", b"");
-    cases.push(case(
-        "empty symlink target",
-        empty_target.to_bytes(),
-        8,
-        "empty symlink target",
-    ));
-    let nul_target = RawPack::new(root).with_symlink(b"l", b"a\0b");
-    cases.push(case(
-        "NUL in a symlink target",
-        nul_target.to_bytes(),
-        8,
-        "NUL",
-    ));
-    let mut missing_blob = RawPack::new(root).with_file(b"f", b"x");
-    missing_blob.blobs.clear();
-    cases.push(case(
-        "file without its blob",
-        missing_blob.to_bytes(),
-        8,
-        "no blob",
-    ));
-    let mut extra_blob = RawPack::new(root);
-    extra_blob.blobs.push(RawBlob::raw(b"smuggled"));
-    cases.push(case(
-        "blob of no file",
-        extra_blob.to_bytes(),
-        8,
-        "content of no new or changed file",
-    ));
-    let mut relative_root = sound.clone();
-    relative_root.info.root = b"build".to_vec();
-    cases.push(case(
-        "relative root",
-        relative_root.to_bytes(),
-        8,
-        "is not absolute",
-    ));
-
-    // Huge counts and sizes, bombs.
-    let mut count = RawPack::new(root);
-    count.after_count = Some(u32::MAX);
-    cases.push(case(
-        "4 billion entries declared",
-        count.to_bytes(),
-        8,
-        "the limit is",
-    ));
-    let mut count = RawPack::new(root);
-    count.after_count = Some(8 << 20);
-    cases.push(case(
-        "8 million entries declared, none present",
-        count.to_bytes(),
-        8,
-        "remain",
-    ));
-    let mut blobs = RawPack::new(root);
-    blobs.blob_count = Some(u32::MAX);
-    cases.push(case(
-        "4 billion blobs declared",
-        blobs.to_bytes(),
-        8,
-        "the limit is",
-    ));
-    let mut size = RawPack::new(root);
-    size.after.push(RawEntry {
-        node: RawNode::File {
-            size: u64::MAX,
-            hash: 7,
-        },
-        ..RawEntry::file(b"huge", b"")
-    });
-    cases.push(case(
-        "file of 2^64 - 1 bytes",
-        size.to_bytes(),
-        8,
-        "beyond the limit",
-    ));
-    let mut declared = sound.clone();
-    declared.declared_section_raw = Some(1 << 40);
-    cases.push(case(
-        "section declares 1 TiB",
-        declared.to_bytes(),
-        8,
-        "section declares",
-    ));
-    let mut bomb = RawPack::new(root);
-    bomb.section_tail = vec![0; 64 << 20];
-    let section_len = bomb.section().len() as u64;
-    bomb.declared_section_raw = Some(section_len - (64 << 20) + 1000);
-    cases.push(case(
-        "manifest zstd bomb (64 MiB of zeros)",
-        bomb.to_bytes(),
-        8,
-        "decompression bomb",
-    ));
-
-    // Blobs: checked before the first write, so the tree stays untouched.
-    let mut blob_bomb = RawPack::new(root).with_file(b"bomb", b"tiny");
-    blob_bomb.blobs[0] = RawBlob {
-        hash: xxh3_128(b"tiny"),
-        raw_size: 4,
-        ..RawBlob::zstd(&vec![0u8; 256 << 20])
-    };
-    cases.push(case(
-        "blob zstd bomb (256 MiB of zeros declared as 4 bytes)",
-        blob_bomb.to_bytes(),
-        8,
-        "decompression bomb",
-    ));
-    let mut bad_blob = sound.clone();
-    let idx = bad_blob.blobs.iter().position(|b| !b.zstd).unwrap();
-    bad_blob.blobs[idx].stored[0] ^= 1;
-    cases.push(case(
-        "blob content flipped (checksum mismatch)",
-        bad_blob.to_bytes(),
-        6,
-        "checksum mismatch",
-    ));
-    let mut short_blob = sound.clone();
-    let idx = short_blob.blobs.iter().position(|b| b.zstd).unwrap();
-    let keep = short_blob.blobs[idx].stored.len() / 2;
-    short_blob.blobs[idx].stored.truncate(keep);
-    cases.push(case(
-        "zstd blob truncated",
-        short_blob.to_bytes(),
-        6,
-        "corrupt",
-    ));
-    let mut wrong_checksum = sound.clone();
-    wrong_checksum.blobs[0].checksum ^= 1;
-    cases.push(case(
-        "blob checksum wrong",
-        wrong_checksum.to_bytes(),
-        6,
-        "checksum mismatch",
-    ));
-    cases
-}
-
 /// Every hostile checkpoint is refused with its exit code and a message
 /// naming the file, what is wrong and what to do, before anything is
 /// written; with --fallback-on-error the same checkpoints give exit 3.
@@ -429,7 +48,7 @@ fn hostile_cases(root: &[u8]) -> Vec<Case> {
 fn hostile_checkpoints_are_refused_before_the_first_write() {
     let mut arena = Workspace::new();
     populate_sources(&arena.root());
-    let cases = hostile_cases(&arena.root_bytes());
+    let cases = hostile_packs(&arena.root_bytes());
     let mut dirs = Vec::new();
     for (i, c) in cases.iter().enumerate() {
         dirs.push(arena.put_pack(&format!("cp{i}"), &c.bytes));
@@ -442,7 +61,7 @@ fn hostile_checkpoints_are_refused_before_the_first_write() {
         for target in [dir, &pack] {
             let run = arena.run_restore(target, &[]);
             let what = format!("{} ({})", c.name, target.display());
-            run.assert_code(c.code, &what)
+            run.assert_code(c.code.into(), &what)
                 .assert_stderr_has(&pack.display().to_string(), &what)
                 .assert_stderr_has(c.reason, &what)
                 .assert_stderr_has("checkpoint", &what);
@@ -470,7 +89,13 @@ fn hostile_checkpoints_are_refused_before_the_first_write() {
         // verify refuses the same (it checks blobs too, and everything
         // restore checks before writing: "intact" means "restorable").
         let run = run_args(&["verify", dir.to_str().unwrap()]);
-        assert_eq!(run.code, c.code, "verify {}: {}", c.name, run.stderr);
+        assert_eq!(
+            run.code,
+            i32::from(c.code),
+            "verify {}: {}",
+            c.name,
+            run.stderr
+        );
         assert!(
             run.stderr.contains(c.reason),
             "verify {}: {}",
