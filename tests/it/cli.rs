@@ -625,3 +625,126 @@ fn every_exit_code_is_documented_and_explained_by_the_hook() {
         }
     }
 }
+
+// ------------------------------------------------ whole outputs (insta)
+
+/// A checkpoint the same in every run but for the workspace's path, made
+/// in a clean environment (an empty recipe): sources dated 1, the product
+/// `src/a.o` (and `src`) dated 1 700 000 000.
+fn fixed_checkpoint(ws: &Workspace) -> std::path::PathBuf {
+    let root = ws.fresh_root();
+    std::fs::create_dir(root.join("src")).unwrap();
+    std::fs::write(root.join("src/a.c"), "int a;\n").unwrap();
+    set_all_mtimes(&root, 1);
+    ws.run_snapshot().assert_code(0, "snapshot");
+    std::fs::write(root.join("src/a.o"), b"\x7fELF object").unwrap();
+    let t = filetime::FileTime::from_unix_time(1_700_000_000, 0);
+    filetime::set_file_mtime(root.join("src/a.o"), t).unwrap();
+    filetime::set_file_mtime(root.join("src"), t).unwrap();
+    let checkpoint = ws.checkpoint("fixed");
+    ws.run_save(&checkpoint).assert_code(0, "save");
+    canonicalise_like_the_store(&checkpoint);
+    checkpoint
+}
+
+/// What a run printed, for a snapshot: its arguments, exit code, stdout
+/// (JSON pretty-printed) and stderr.
+fn transcript(args: &[&str], run: &Run) -> String {
+    let stdout = match serde_json::from_str::<serde_json::Value>(&run.stdout) {
+        Ok(json) => serde_json::to_string_pretty(&json).unwrap() + "\n",
+        Err(_) => run.stdout.clone(),
+    };
+    format!(
+        "$ nix-checkpoint {}\nexit {}\n--- stdout\n{stdout}--- stderr\n{}",
+        args.join(" "),
+        run.code,
+        run.stderr
+    )
+}
+
+/// Runs each of `commands` in a clean environment; their transcripts.
+fn transcripts(ws: &Workspace, commands: &[Vec<&str>]) -> String {
+    commands
+        .iter()
+        .map(|args| transcript(args, &ws.run_clean(args)))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[test]
+fn inspect_prints_totals_entries_and_json() {
+    let ws = Workspace::new();
+    let cp = fixed_checkpoint(&ws);
+    let cp = cp.to_str().unwrap();
+    let text = transcripts(
+        &ws,
+        &[
+            vec!["inspect", cp],
+            vec!["inspect", "--list", cp],
+            vec!["inspect", cp, "--json"],
+        ],
+    );
+    ws.insta_settings()
+        .bind(|| insta::assert_snapshot!("inspect", text));
+}
+
+#[test]
+fn json_summaries_of_verify_dry_run_and_restore() {
+    let ws = Workspace::new();
+    let cp = fixed_checkpoint(&ws);
+    let cp = cp.to_str().unwrap();
+    let root = fresh_sources(&ws);
+    set_all_mtimes(&root, 1);
+    std::fs::write(root.join("src/a.c"), "int a = 2;\n").unwrap();
+    let r = root.to_str().unwrap();
+    let text = transcripts(
+        &ws,
+        &[
+            vec!["--json", "verify", cp],
+            vec!["restore", "--dry-run", "--root", r, cp],
+            vec!["--json", "restore", "--dry-run", "--root", r, cp],
+            vec!["--json", "restore", "--root", r, cp],
+        ],
+    );
+    ws.insta_settings()
+        .bind(|| insta::assert_snapshot!("json_summaries", text));
+}
+
+#[test]
+fn error_texts_name_the_file_and_what_to_do() {
+    let ws = Workspace::new();
+    let cp = fixed_checkpoint(&ws);
+    let cp = cp.to_str().unwrap();
+    let root = fresh_sources(&ws);
+    let r = root.to_str().unwrap();
+    let bogus = ws.dir.path().join("bogus");
+    std::fs::write(&bogus, vec![b'x'; 4096]).unwrap();
+    let bogus = bogus.to_str().unwrap();
+    let elsewhere = ws.dir.path().join("build-moved");
+    std::fs::create_dir_all(&elsewhere).unwrap();
+    let elsewhere = elsewhere.to_str().unwrap();
+    let no_state = ws.dir.path().join("no-state");
+    let no_state = no_state.to_str().unwrap();
+    let out = ws.dir.path().join("outside/cp");
+    let out = out.to_str().unwrap();
+    let text = transcripts(
+        &ws,
+        &[
+            vec!["snapshot", "--state", no_state],
+            vec!["save", "--root", r, "--state", no_state, "--output", out],
+            vec!["restore", "--root", r, "/nonexistent/checkpoint"],
+            vec![
+                "restore",
+                "--fallback-on-error",
+                "--root",
+                r,
+                "/nonexistent/checkpoint",
+            ],
+            vec!["inspect", bogus],
+            vec!["restore", "--root", r, bogus],
+            vec!["restore", "--root", elsewhere, cp],
+        ],
+    );
+    ws.insta_settings()
+        .bind(|| insta::assert_snapshot!("error_texts", text));
+}

@@ -455,6 +455,30 @@ impl Workspace {
         cmd.output().unwrap()
     }
 
+    /// Runs nix-checkpoint with `args` in a clean environment, as a [`Run`]:
+    /// what it prints then depends on nothing but its arguments and files.
+    pub fn run_clean(&self, args: &[&str]) -> Run {
+        let args: Vec<&std::ffi::OsStr> = args.iter().map(std::ffi::OsStr::new).collect();
+        run(&args)
+    }
+
+    /// Insta settings that replace what varies from run to run: this
+    /// workspace's path (`[WS]`), durations (`[SECS] s`, `"..seconds":
+    /// [SECS]`) and the fresh mtime of a plan (`[FRESH]`).
+    pub fn insta_settings(&self) -> insta::Settings {
+        let mut settings = insta::Settings::clone_current();
+        settings.set_prepend_module_to_snapshot(false);
+        settings.set_snapshot_path("snapshots");
+        settings.add_filter(
+            &regex_escape(&self.dir.path().display().to_string()),
+            "[WS]",
+        );
+        settings.add_filter(r"\b\d+\.\d+ s\b", "[SECS] s");
+        settings.add_filter(r#""(\w*seconds)":\s*[-0-9.e]+"#, r#""$1": "[SECS]""#);
+        settings.add_filter(r"fresh mtime \d+\.\d{9}", "fresh mtime [FRESH]");
+        settings
+    }
+
     pub fn run_ok(&self, args: &[&str]) -> Output {
         let out = self.run(args);
         assert!(
@@ -565,6 +589,18 @@ impl Workspace {
             output.as_os_str(),
         ])
     }
+}
+
+/// `text` as a regular expression matching it literally.
+fn regex_escape(text: &str) -> String {
+    let mut out = String::new();
+    for ch in text.chars() {
+        if "\\.+*?()|[]{}^$#&-~".contains(ch) {
+            out.push('\\');
+        }
+        out.push(ch);
+    }
+    out
 }
 
 /// Moves back by `by` the mtime of every entry under `dir` (never following
