@@ -27,6 +27,10 @@ fn built_checkpoint_at(
     let root = ws.fresh_root();
     std::fs::create_dir(root.join("src")).unwrap();
     std::fs::write(root.join("src/a.c"), "int a;\n").unwrap();
+    if ended_ago {
+        // Unpacked from the store, as in a Nix build.
+        set_all_mtimes(&root, 1);
+    }
     let state = root.join(STATE);
     ws.note_snapshot_time();
     let out = ws.run_env(
@@ -380,6 +384,8 @@ fn configured_checkpoint(ws: &Workspace, tool_file: Option<&str>) -> std::path::
     std::fs::create_dir(root.join("src")).unwrap();
     std::fs::write(root.join("src/a.c"), "int a;\n").unwrap();
     std::fs::write(root.join("configure"), "#!/bin/sh\n").unwrap();
+    // Unpacked from the store, as in a Nix build.
+    set_all_mtimes(&root, 1);
     let r = root.to_str().unwrap();
     let state = root.join(STATE);
     let s = state.to_str().unwrap();

@@ -291,10 +291,11 @@ pub fn run(args: &[&std::ffi::OsStr]) -> Run {
 }
 
 /// How far back [`Workspace::save`] and [`Workspace::run_save`] date what
-/// the build wrote, as if the build had ended that long ago: `restore`
+/// the build wrote, as if the build had ended that long ago (and the
+/// snapshot dates what was there before it twice as far back): `restore`
 /// returns only once the clock has passed the fresh mtime (the newest
-/// restored one + 1 s), which a checkpoint of products written "now" puts
-/// up to a second ahead. Only `save_now` keeps them as written.
+/// restored one + 1 s), which a checkpoint of files written "now" puts up
+/// to a second ahead. `save_now` keeps the products as written.
 pub const BUILD_ENDED_AGO: Duration = Duration::from_secs(10);
 
 /// A temporary directory holding `build/` (the root, reused at the same
@@ -314,6 +315,9 @@ pub struct Workspace {
     sealed: Vec<(PathBuf, Picture)>,
     /// When the last snapshot was taken: what is newer the build wrote.
     snapshot_taken: Mutex<Option<SystemTime>>,
+    /// Whether snapshots and saves date the tree back (see
+    /// [`BUILD_ENDED_AGO`]); on unless a test measures them.
+    pub dating: bool,
 }
 
 /// The state file [`Workspace::snapshot`] and [`Workspace::save`] use.
@@ -351,6 +355,7 @@ impl Workspace {
             dir,
             sealed: Vec::new(),
             snapshot_taken: Mutex::new(None),
+            dating: true,
         }
     }
 
@@ -490,15 +495,29 @@ impl Workspace {
         out
     }
 
-    /// Notes the time, for [`Workspace::build_ended_ago`]: what is newer,
-    /// the build wrote.
+    /// Before a snapshot: dates what the last hour wrote in the root (the
+    /// unpacked sources, configure's outputs) twice [`BUILD_ENDED_AGO`]
+    /// back, and notes the time for [`Workspace::build_ended_ago`]: what
+    /// is newer, the build wrote.
     pub fn note_snapshot_time(&self) {
-        *self.snapshot_taken.lock().unwrap() = Some(SystemTime::now());
+        if !self.dating {
+            return;
+        }
+        let now = SystemTime::now();
+        date_back(
+            &self.root(),
+            now - Duration::from_secs(3600),
+            2 * BUILD_ENDED_AGO,
+        );
+        *self.snapshot_taken.lock().unwrap() = Some(now);
     }
 
     /// Dates back by [`BUILD_ENDED_AGO`] everything in the root written
     /// since the last snapshot (the build's products), keeping their order.
     pub fn build_ended_ago(&self) {
+        if !self.dating {
+            return;
+        }
         if let Some(since) = *self.snapshot_taken.lock().unwrap() {
             date_back(&self.root(), since, BUILD_ENDED_AGO);
         }
@@ -604,18 +623,20 @@ fn regex_escape(text: &str) -> String {
 }
 
 /// Moves back by `by` the mtime of every entry under `dir` (never following
-/// a symlink) whose mtime is `since` or later, but the [`STATE`] file.
+/// a symlink) whose mtime is `since` or later, but the [`STATE`] file. What
+/// it cannot reach (beyond PATH_MAX, unreadable) it leaves alone.
 pub fn date_back(dir: &Path, since: SystemTime, by: Duration) {
     for entry in walkdir::WalkDir::new(dir).contents_first(true) {
-        let entry = entry.unwrap();
+        let Ok(entry) = entry else { continue };
         if entry.file_name() == STATE {
             continue;
         }
-        let meta = entry.path().symlink_metadata().unwrap();
-        let mtime = meta.modified().unwrap();
+        let Ok(mtime) = entry.path().symlink_metadata().and_then(|m| m.modified()) else {
+            continue;
+        };
         if mtime >= since {
             let t = filetime::FileTime::from_system_time(mtime - by);
-            filetime::set_symlink_file_times(entry.path(), t, t).unwrap();
+            let _ = filetime::set_symlink_file_times(entry.path(), t, t);
         }
     }
 }
