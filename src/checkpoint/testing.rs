@@ -762,7 +762,7 @@ pub fn hostile_packs(root: &[u8]) -> Vec<HostilePack> {
         6,
         "checksum mismatch",
     ));
-    // Unit-level cases of the reader (were `craft()` in checkpoint/tests.rs).
+    // Cases of the reader first written for its unit tests.
     let c = b"content";
     for (name, path, reason) in [
         ("inner ..", &b"a/../../x"[..], "`..` component"),
