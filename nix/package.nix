@@ -6,12 +6,12 @@
 # The check phase runs the whole `cargo test` in the sandbox: unprivileged,
 # no network, HOME=/homeless-shelter. Tests needing root (mount, mknod,
 # setpriv) skip themselves there, printing "<test>: skipped: needs root
-# (...)" (tests/util/skip.rs). Tests needing a build tool get it here
+# (...)" (tests/it/util/skip.rs). Tests needing a build tool get it here
 # (nativeCheckInputs, and make from stdenv); with
 # NIX_CHECKPOINT_TESTS_REQUIRE_TOOLS=1 a missing tool fails its test rather
 # than skipping it, so these inputs are checked to be enough. No test uses
 # meson, and peak RSS is measured without /usr/bin/time
-# (tests/util/guard.rs), so neither is an input.
+# (tests/it/util/mod.rs), so neither is an input.
 { lib
 , rustPlatform
 , stdenv ? rustPlatform.stdenv or null
@@ -49,7 +49,7 @@ rustPlatform.buildRustPackage {
   cargoLock.lockFile = ../Cargo.lock;
 
   doCheck = true;
-  # tests/engine.rs builds CMake projects with Ninja; tests/hardening.rs
+  # tests/it/engine.rs builds CMake projects with Ninja; tests/it/hardening.rs
   # builds with ninja too.
   nativeCheckInputs = builtins.filter (p: p != null) [ cmake ninja ];
   # They are for the tests only: their setup hooks must not take over the

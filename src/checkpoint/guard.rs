@@ -173,7 +173,7 @@ impl<W: io::Write> GuardedWriter<W> {
                 n = run;
                 data = &data[run..];
                 self.pos += run as u64;
-                if (self.pos - HEADER_LEN) % GUARD_RUN == 0 {
+                if (self.pos - HEADER_LEN).is_multiple_of(GUARD_RUN) {
                     frame[n] = GUARD;
                     n += 1;
                 }
@@ -199,6 +199,7 @@ impl<W: io::Write> GuardedWriter<W> {
 }
 
 /// The file of a whole logical file (header included): guards inserted.
+#[cfg(any(test, feature = "testing"))]
 pub fn add_guards(logical: &[u8]) -> Vec<u8> {
     let header = logical.len().min(HEADER_LEN as usize);
     let mut w = GuardedWriter::new(Vec::with_capacity(
@@ -211,6 +212,7 @@ pub fn add_guards(logical: &[u8]) -> Vec<u8> {
 
 /// The logical file of the bytes of a file: guards removed, whatever their
 /// value; `None` if no file has that length (see [`logical_len`]).
+#[cfg(any(test, feature = "testing"))]
 pub fn remove_guards(file: &[u8]) -> Option<Vec<u8>> {
     logical_len(file.len() as u64)?;
     Some(

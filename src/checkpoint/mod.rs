@@ -8,6 +8,7 @@ pub mod error;
 mod guard;
 pub mod pack;
 pub mod snapshot;
+#[cfg(any(test, feature = "testing"))]
 #[doc(hidden)]
 pub mod testing;
 

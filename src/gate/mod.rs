@@ -188,7 +188,7 @@ impl<'a> SourceChanges<'a> {
                     i += 1;
                     j += 1;
                 }
-                (Some(a), b) if b.map_or(true, |b| a.path < b.path) => {
+                (Some(a), b) if b.is_none_or(|b| a.path < b.path) => {
                     if !own(a) {
                         changes.removed.push(&a.path);
                     }

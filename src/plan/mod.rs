@@ -374,7 +374,7 @@ fn union<'a>(p: &'a [Entry], b: &'a [Entry], c: &'a [Entry], seen: Unrecorded<'a
             .map(|e| &e.path)
             .chain(hidden_next)
         {
-            if path.map_or(true, |m| e < m) {
+            if path.is_none_or(|m| e < m) {
                 path = Some(e);
             }
         }
@@ -525,7 +525,7 @@ impl<'a> Planner<'a> {
             }
             stack.extend(parts.into_iter().rev().filter(|part| !part.is_empty()));
         }
-        if target.first().map_or(true, |&b| b == b'/') {
+        if target.first().is_none_or(|&b| b == b'/') {
             return None;
         }
         let mut dir: Vec<u8> = link
@@ -561,7 +561,7 @@ impl<'a> Planner<'a> {
                         Node::File { .. } => file = Some(i),
                         Node::Symlink { target, .. } => {
                             hops += 1;
-                            if hops > MAX_HOPS || target.first().map_or(true, |&b| b == b'/') {
+                            if hops > MAX_HOPS || target.first().is_none_or(|&b| b == b'/') {
                                 return None;
                             }
                             push(&mut stack, target);

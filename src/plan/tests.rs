@@ -5,6 +5,7 @@
 
 use super::*;
 use crate::tree::{ContentHash, Node};
+use proptest::prelude::*;
 use std::collections::{BTreeMap, BTreeSet};
 
 // ---------------------------------------------------------------- helpers
@@ -1019,8 +1020,7 @@ fn display_has_one_line_per_action_and_a_summary() {
 
 #[test]
 fn plan_is_deterministic_and_independent_of_input_order() {
-    for seed in 0..50 {
-        let (p, b, c, now) = scenario(seed);
+    for (p, b, c, now) in scenarios(50) {
         let first = plan(&p, &b, &c, now);
         assert_eq!(first, plan(&p, &b, &c, now));
         let shuffle = |man: &Manifest| {
@@ -1038,25 +1038,6 @@ fn plan_is_deterministic_and_independent_of_input_order() {
 
 // ------------------------------------------- random trees and edits
 
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        // splitmix64
-        self.0 = self.0.wrapping_add(0x9e3779b97f4a7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58476d1ce4e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d049bb133111eb);
-        z ^ (z >> 31)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-    fn pick<T: Copy>(&mut self, items: &[T]) -> T {
-        items[self.below(items.len() as u64) as usize]
-    }
-}
-
 /// Names chosen so that siblings sort between a directory and its children.
 const NAMES: [&str; 5] = ["a", "b", "a-b", "a.c", "d"];
 const TARGETS: [&str; 13] = [
@@ -1070,32 +1051,128 @@ fn path_str(bytes: &[u8]) -> &str {
     std::str::from_utf8(bytes).unwrap()
 }
 
-fn random_entry(rng: &mut Rng, path: &str, mtime: i64, allow_dir: bool) -> Entry {
-    match rng.below(if allow_dir { 4 } else { 3 }) {
-        0 | 1 => file(path, rng.below(4) as u128, rng.pick(&[0o644, 0o755]), mtime),
-        2 => link(path, rng.pick(&TARGETS), mtime),
-        _ => dir(path, rng.pick(&[0o755, 0o700]), mtime),
+/// What an entry is, drawn by [`spec`]: a file (one of a few contents, two
+/// modes), a symlink (to one of [`TARGETS`]) or a directory.
+#[derive(Debug, Clone)]
+enum Spec {
+    File(u128, u32),
+    Link(&'static str),
+    Dir(u32),
+}
+
+impl Spec {
+    fn entry(&self, path: &str, mtime: i64) -> Entry {
+        match *self {
+            Spec::File(hash, mode) => file(path, hash, mode, mtime),
+            Spec::Link(target) => link(path, target, mtime),
+            Spec::Dir(mode) => dir(path, mode, mtime),
+        }
     }
 }
 
-fn random_tree(rng: &mut Rng, prefix: &str, depth: u32, tree: &mut Tree) {
-    for name in NAMES {
-        if rng.below(2) == 0 {
-            continue;
-        }
+/// Files twice as often as symlinks or directories (none if `!allow_dir`).
+fn spec(contents: u128, allow_dir: bool) -> BoxedStrategy<Spec> {
+    let file =
+        (0..contents, prop::sample::select(vec![0o644, 0o755])).prop_map(|(h, m)| Spec::File(h, m));
+    let link = prop::sample::select(TARGETS.to_vec()).prop_map(Spec::Link);
+    let dir = prop::sample::select(vec![0o755, 0o700]).prop_map(Spec::Dir);
+    if allow_dir {
+        prop_oneof![2 => file, 1 => link, 1 => dir].boxed()
+    } else {
+        prop_oneof![2 => file, 1 => link].boxed()
+    }
+}
+
+/// One entry of a generated P, with the mtimes B and C give it, and (for a
+/// directory) its children: one slot per name of [`NAMES`].
+#[derive(Debug, Clone)]
+struct GenEntry {
+    spec: Spec,
+    mtime: i64,
+    b_mtime: i64,
+    c_mtime: i64,
+    children: Vec<Option<GenEntry>>,
+}
+
+/// A directory's children, each name present half the time; directories
+/// three levels deep at most.
+fn children(depth: u32) -> BoxedStrategy<Vec<Option<GenEntry>>> {
+    let entry = (spec(4, depth < 3), 0..20i64, 20..50i64, 0..200i64).prop_flat_map(
+        move |(spec, mtime, b_mtime, c_mtime)| {
+            let kids = if matches!(spec, Spec::Dir(_)) {
+                children(depth + 1)
+            } else {
+                Just(Vec::new()).boxed()
+            };
+            kids.prop_map(move |children| GenEntry {
+                spec: spec.clone(),
+                mtime,
+                b_mtime,
+                c_mtime,
+                children,
+            })
+        },
+    );
+    prop::collection::vec(prop::option::of(entry), NAMES.len()).boxed()
+}
+
+/// P as a tree, and the mtimes B and C give each of its entries.
+fn flatten(prefix: &str, slots: &[Option<GenEntry>], out: &mut Vec<(Entry, i64, i64)>) {
+    for (name, slot) in NAMES.iter().zip(slots) {
+        let Some(g) = slot else { continue };
         let path = if prefix.is_empty() {
             name.to_string()
         } else {
             format!("{prefix}/{name}")
         };
-        let mtime = rng.below(20) as i64;
-        let e = random_entry(rng, &path, mtime, depth < 3);
-        let is_dir = e.node == Node::Dir;
-        tree.insert(path.clone().into_bytes(), e);
-        if is_dir {
-            random_tree(rng, &path, depth + 1, tree);
-        }
+        out.push((g.spec.entry(&path, g.mtime), g.b_mtime, g.c_mtime));
+        flatten(&path, &g.children, out);
     }
+}
+
+/// One random edit: add, rewrite, delete, chmod, retarget, type change.
+#[derive(Debug, Clone)]
+enum Edit {
+    /// Under a random directory (`None`, or no directory: the root).
+    Add(Option<prop::sample::Index>, usize, Spec),
+    Rewrite(prop::sample::Index, u128),
+    Delete(prop::sample::Index),
+    Chmod(prop::sample::Index),
+    Retarget(prop::sample::Index, &'static str),
+    /// To the first of these whose kind differs from the entry's.
+    Retype(prop::sample::Index, [Spec; 3]),
+}
+
+/// An edit, and the mtime C gives what it touched.
+fn edit_op() -> impl Strategy<Value = (Edit, i64)> {
+    use prop::sample::Index;
+    let idx = any::<Index>;
+    let parent = prop_oneof![1 => Just(None), 2 => idx().prop_map(Some)];
+    let edit = prop_oneof![
+        (parent, 0..NAMES.len(), spec(4, true)).prop_map(|(p, n, s)| Edit::Add(p, n, s)),
+        (idx(), 0..6u128).prop_map(|(i, h)| Edit::Rewrite(i, h)),
+        idx().prop_map(Edit::Delete),
+        idx().prop_map(Edit::Chmod),
+        (idx(), prop::sample::select(TARGETS.to_vec())).prop_map(|(i, t)| Edit::Retarget(i, t)),
+        (
+            idx(),
+            0..3usize,
+            (0..4u128, prop::sample::select(vec![0o644, 0o755])),
+            prop::sample::select(TARGETS.to_vec()),
+            prop::sample::select(vec![0o755, 0o700]),
+        )
+            .prop_map(|(i, first, (hash, mode), target, dir_mode)| {
+                // One spec of each kind, in an order starting at `first`.
+                let mut kinds = [
+                    Spec::File(hash, mode),
+                    Spec::Link(target),
+                    Spec::Dir(dir_mode),
+                ];
+                kinds.rotate_left(first);
+                Edit::Retype(i, kinds)
+            }),
+    ];
+    (edit, 0..200i64)
 }
 
 fn remove_subtree(tree: &mut Tree, path: &[u8]) {
@@ -1112,66 +1189,73 @@ fn remove_subtree(tree: &mut Tree, path: &[u8]) {
     }
 }
 
-/// Random edits: add, rewrite, delete, chmod, retarget, type change.
-/// Touched entries get `mtime`.
-fn edit(rng: &mut Rng, tree: &mut Tree, edits: u64, mtime: i64) {
-    for _ in 0..edits {
+/// Applies `edits` to `tree`; touched entries get `mtime`. Returns the
+/// paths each edit touched, with the mtime C gives them.
+fn edit(tree: &mut Tree, edits: &[(Edit, i64)], mtime: i64) -> BTreeMap<Vec<u8>, i64> {
+    let mut touched = BTreeMap::new();
+    for (op, c_mtime) in edits {
         let keys: Vec<Vec<u8>> = tree.keys().cloned().collect();
-        match rng.below(6) {
-            0 => {
-                // Add under a random directory (or the root).
+        let (key, new) = match op {
+            Edit::Add(parent, name, spec) => {
                 let dirs: Vec<&Vec<u8>> =
                     keys.iter().filter(|k| tree[*k].node == Node::Dir).collect();
-                let parent = if dirs.is_empty() || rng.below(3) == 0 {
-                    String::new()
-                } else {
-                    path_str(rng.pick::<&Vec<u8>>(&dirs)).to_string()
+                let parent = match parent {
+                    Some(i) if !dirs.is_empty() => path_str(dirs[i.index(dirs.len())]).to_string(),
+                    _ => String::new(),
                 };
-                let name = rng.pick(&NAMES);
+                let name = NAMES[*name];
                 let path = if parent.is_empty() {
                     name.to_string()
                 } else {
                     format!("{parent}/{name}")
                 };
                 if parent.split('/').count() < 4 && !tree.contains_key(path.as_bytes()) {
-                    let e = random_entry(rng, &path, mtime, true);
+                    touched.insert(path.clone().into_bytes(), *c_mtime);
+                    let e = spec.entry(&path, mtime);
                     tree.insert(path.into_bytes(), e);
                 }
+                continue;
             }
-            _ if keys.is_empty() => {}
-            op => {
-                let key = keys[rng.below(keys.len() as u64) as usize].clone();
+            _ if keys.is_empty() => continue,
+            Edit::Rewrite(i, _)
+            | Edit::Delete(i)
+            | Edit::Chmod(i)
+            | Edit::Retarget(i, _)
+            | Edit::Retype(i, _) => {
+                let key = keys[i.index(keys.len())].clone();
                 let path = path_str(&key).to_string();
                 let old = tree[&key].clone();
                 let new = match (op, &old.node) {
-                    (1, Node::File { .. }) => {
-                        Some(file(&path, rng.below(6) as u128, old.mode, mtime))
+                    (Edit::Rewrite(_, h), Node::File { .. }) => {
+                        Some(file(&path, *h, old.mode, mtime))
                     }
-                    (2, _) => None,
-                    (3, Node::File { .. } | Node::Dir) => Some(Entry {
+                    (Edit::Delete(_), _) => None,
+                    (Edit::Chmod(_), Node::File { .. } | Node::Dir) => Some(Entry {
                         mode: old.mode ^ 0o022,
                         mtime: t(mtime),
                         ..old.clone()
                     }),
-                    (4, Node::Symlink { .. }) => Some(link(&path, rng.pick(&TARGETS), mtime)),
-                    (5, _) => {
-                        let mut e = random_entry(rng, &path, mtime, true);
-                        while e.node.kind() == old.node.kind() {
-                            e = random_entry(rng, &path, mtime, true);
-                        }
-                        Some(e)
+                    (Edit::Retarget(_, target), Node::Symlink { .. }) => {
+                        Some(link(&path, target, mtime))
                     }
+                    (Edit::Retype(_, kinds), _) => kinds
+                        .iter()
+                        .map(|s| s.entry(&path, mtime))
+                        .find(|e| e.node.kind() != old.node.kind()),
                     _ => continue,
                 };
                 if new.as_ref().map(|e| e.node.kind()) != Some(Kind::Dir) || old.node != Node::Dir {
                     remove_subtree(tree, &key);
                 }
-                if let Some(e) = new {
-                    tree.insert(key, e);
-                }
+                (key, new)
             }
+        };
+        touched.insert(key.clone(), *c_mtime);
+        if let Some(e) = new {
+            tree.insert(key, e);
         }
     }
+    touched
 }
 
 fn manifest(tree: &Tree) -> Manifest {
@@ -1185,27 +1269,56 @@ fn tree_of(man: &Manifest) -> Tree {
         .collect()
 }
 
-/// P random; B = P + build edits (touched at 100..); C = P + user edits,
+/// P, B, C and now: the input of one plan.
+type Scenario = (Manifest, Manifest, Manifest, Timestamp);
+
+/// The one generator of random trees and edits: P random; B = P + build
+/// edits (touched at 100..150, the rest at 20..50); C = P + user edits,
 /// every entry of C with an arbitrary mtime (a fresh unpack).
-fn scenario(seed: u64) -> (Manifest, Manifest, Manifest, Timestamp) {
-    let mut rng = Rng(seed);
-    let mut p = Tree::new();
-    random_tree(&mut rng, "", 0, &mut p);
-    let mut b = p.clone();
-    for e in b.values_mut() {
-        e.mtime = t(20 + rng.below(30) as i64);
-    }
-    let n = rng.below(8);
-    let build_time = 100 + rng.below(50) as i64;
-    edit(&mut rng, &mut b, n, build_time);
-    let mut c = p.clone();
-    let n = rng.below(6);
-    edit(&mut rng, &mut c, n, 0);
-    for e in c.values_mut() {
-        e.mtime = t(rng.below(200) as i64);
-    }
-    let now = t(rng.below(300) as i64);
-    (manifest(&p), manifest(&b), manifest(&c), now)
+fn scenario() -> impl Strategy<Value = Scenario> {
+    (
+        children(0),
+        prop::collection::vec(edit_op(), 0..8),
+        100..150i64,
+        prop::collection::vec(edit_op(), 0..6),
+        0..300i64,
+    )
+        .prop_map(|(slots, build_edits, build_time, user_edits, now)| {
+            let mut flat = Vec::new();
+            flatten("", &slots, &mut flat);
+            let mut p = Tree::new();
+            let mut b = Tree::new();
+            let mut c_mtimes = BTreeMap::new();
+            for (e, b_mtime, c_mtime) in flat {
+                let key = e.path.as_bytes().to_vec();
+                b.insert(
+                    key.clone(),
+                    Entry {
+                        mtime: t(b_mtime),
+                        ..e.clone()
+                    },
+                );
+                c_mtimes.insert(key.clone(), c_mtime);
+                p.insert(key, e);
+            }
+            edit(&mut b, &build_edits, build_time);
+            let mut c = p.clone();
+            c_mtimes.extend(edit(&mut c, &user_edits, 0));
+            for (k, e) in c.iter_mut() {
+                e.mtime = t(c_mtimes[k]);
+            }
+            (manifest(&p), manifest(&b), manifest(&c), t(now))
+        })
+}
+
+/// `n` scenarios, the same in every run (for the tests that count).
+fn scenarios(n: usize) -> Vec<Scenario> {
+    use proptest::strategy::ValueTree;
+    let mut runner = proptest::test_runner::TestRunner::deterministic();
+    let strategy = scenario();
+    (0..n)
+        .map(|_| strategy.new_tree(&mut runner).unwrap().current())
+        .collect()
 }
 
 // ------------------------------------------- simulated application
@@ -1411,9 +1524,7 @@ fn check_scenario(p: &Manifest, b: &Manifest, c: &Manifest, now: Timestamp) -> R
     // Targets of the user's symlinks, resolved in the result.
     let mut targets = BTreeSet::new();
     for e in c.entries() {
-        let changed = p
-            .get(&e.path)
-            .map_or(true, |pe| !pe.same_content_and_mode(e));
+        let changed = p.get(&e.path).is_none_or(|pe| !pe.same_content_and_mode(e));
         if let (true, Node::Symlink { target, .. }) = (changed, &e.node) {
             if let Some(f) = resolve_in(&fin, e.path.as_bytes(), target) {
                 targets.insert(f);
@@ -1438,8 +1549,8 @@ fn check_scenario(p: &Manifest, b: &Manifest, c: &Manifest, now: Timestamp) -> R
             return Err(format!("resurrected {}", ctx()));
         }
         if let Some(ce) = ce {
-            if pe.map_or(true, |pe| !pe.same_content_and_mode(ce))
-                && got.map_or(true, |g| !g.same_content_and_mode(ce) || g.node != ce.node)
+            if pe.is_none_or(|pe| !pe.same_content_and_mode(ce))
+                && got.is_none_or(|g| !g.same_content_and_mode(ce) || g.node != ce.node)
             {
                 return Err(format!("user change lost {}", ctx()));
             }
@@ -1458,7 +1569,7 @@ fn check_scenario(p: &Manifest, b: &Manifest, c: &Manifest, now: Timestamp) -> R
                         ce.is_some_and(|c| c.node == Node::Dir)
                             && has_children(&fin, key)
                             && naive(pe, be, ce, fresh, |t| plan.restored_mtime(t))
-                                .map_or(true, |n| n.node != Node::Dir)
+                                .is_none_or(|n| n.node != Node::Dir)
                     }
                     SkipReason::AncestorNotDirectory(a) => {
                         path.is_inside(a)
@@ -1517,28 +1628,13 @@ fn check_scenario(p: &Manifest, b: &Manifest, c: &Manifest, now: Timestamp) -> R
     Ok(())
 }
 
-#[test]
-fn random_scenarios_apply_to_the_expected_tree() {
-    for seed in 0..3000 {
-        let (p, b, c, now) = scenario(seed);
+proptest! {
+    // 5000: the 3000 seeds and the 2000 cases of the two tests this was.
+    #![proptest_config(ProptestConfig::with_cases(5000))]
+    #[test]
+    fn random_scenarios_apply_to_the_expected_tree((p, b, c, now) in scenario()) {
         if let Err(e) = check_scenario(&p, &b, &c, now) {
-            panic!("seed {seed}: {e}");
-        }
-    }
-}
-
-mod prop {
-    use super::*;
-    use proptest::prelude::*;
-
-    proptest! {
-        #![proptest_config(ProptestConfig::with_cases(2000))]
-        #[test]
-        fn plan_applies_to_the_expected_tree(seed in any::<u64>()) {
-            let (p, b, c, now) = scenario(seed);
-            if let Err(e) = check_scenario(&p, &b, &c, now) {
-                prop_assert!(false, "{}", e);
-            }
+            prop_assert!(false, "{}", e);
         }
     }
 }
@@ -1583,8 +1679,7 @@ fn perf_200k_entries() {
 #[test]
 fn random_scenarios_cover_every_action() {
     let mut seen = BTreeSet::new();
-    for seed in 0..3000 {
-        let (p, b, c, now) = scenario(seed);
+    for (p, b, c, now) in scenarios(3000) {
         let plan = plan(&p, &b, &c, now);
         for a in &plan.actions {
             seen.insert(match a {

@@ -69,7 +69,7 @@ impl Inner {
                 let Some(x) = self.extend(hay, p, *c) else {
                     continue;
                 };
-                if best.map_or(true, |(_, b)| x.score() > b.score()) {
+                if best.is_none_or(|(_, b)| x.score() > b.score()) {
                     best = Some((*c, x));
                 }
             }
@@ -189,7 +189,7 @@ fn trim(
     };
     let aligned = |i: usize| {
         let pos = base + i as u64;
-        (pos - origin(pos)) % 16 == 0
+        (pos - origin(pos)).is_multiple_of(16)
     };
     let after_movabs = |i: usize| i.checked_sub(1).is_some_and(|j| is_movabs(hay[j]));
     let piece_start = |i: usize| base + i as u64 == 0 || aligned(i) || after_movabs(i);

@@ -84,7 +84,7 @@ let
     (assert' "source: what cargo test needs, no tests/nix, target or docs"
       (let
         keep = rel: pkg.stubArgs.passthru.sourceFilter (toString ../.. + "/${rel}") "regular";
-      in builtins.all keep [ "Cargo.toml" "Cargo.lock" "nix" "nix/setup-hook.sh" "src/main.rs" "tests/util/skip.rs" "examples/craft_pack.rs"
+      in builtins.all keep [ "Cargo.toml" "Cargo.lock" "nix" "nix/setup-hook.sh" "src/main.rs" "tests/it/util/skip.rs" "examples/craft_pack.rs"
                                  "proptest-regressions/plan/tests.txt" ]
         && !builtins.any keep [ "tests/nix" "tests/nix/run.sh" "target" "docs" "nix/package.nix" "benches" "flake.nix" ]))
     (assert' "mainProgram" (pkg.meta.mainProgram == "nix-checkpoint"))

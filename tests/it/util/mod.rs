@@ -1,15 +1,24 @@
-//! The abuse harness: a build root with a canary directory beside it and a
-//! checkpoint in a fake store, a byte-for-byte picture of any directory
-//! (content, symlink targets, modes, nanosecond mtimes), and the built
-//! binary run with its exit code, stderr and peak memory.
+//! The one harness of the integration tests: a [`Workspace`] (a build root
+//! at a fixed path, so that a clean build and a restored build compile
+//! identical objects, a canary directory beside it and a fake store), a
+//! Nix-like lifecycle (unpack with mtime 1, configure, snapshot, build,
+//! save, store canonicalisation), a byte-for-byte [`picture`] of any
+//! directory (content, symlink targets, modes, nanosecond mtimes), and the
+//! built binary, run either for its [`Output`] or as a [`Run`] with its exit
+//! code, stderr and peak memory.
 
 #![allow(dead_code)]
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::{Command, Output, Stdio};
+use std::sync::Mutex;
+use std::time::{Duration, SystemTime};
+
+#[macro_use]
+pub mod skip;
 
 pub fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_nix-checkpoint")
@@ -281,25 +290,47 @@ pub fn run(args: &[&std::ffi::OsStr]) -> Run {
     run_cmd(cmd)
 }
 
-/// A temporary directory holding `build/` (the root), `canary/` (beside
-/// it, every kind of entry, odd modes and mtimes) and `store/` (where
-/// checkpoints go). [`Arena::check`] asserts the canary and every
-/// checkpoint are exactly as they were at [`Arena::seal`].
-pub struct Arena {
+/// How far back [`Workspace::save`] and [`Workspace::run_save`] date what
+/// the build wrote, as if the build had ended that long ago (and the
+/// snapshot dates what was there before it twice as far back): `restore`
+/// returns only once the clock has passed the fresh mtime (the newest
+/// restored one + 1 s), which a checkpoint of files written "now" puts up
+/// to a second ahead. `save_now` keeps the products as written.
+pub const BUILD_ENDED_AGO: Duration = Duration::from_secs(10);
+
+/// A temporary directory holding `build/` (the root, reused at the same
+/// path for every build, like `/build`), `canary/` (beside it, every kind
+/// of entry, odd modes and mtimes: it must never change) and `store/`
+/// (where checkpoints go). [`Workspace::check`] asserts the canary and
+/// every checkpoint are exactly as they were at [`Workspace::seal`].
+///
+/// Its lifecycle comes in two forms: [`Workspace::snapshot`],
+/// [`Workspace::save`] and [`Workspace::restore`] (state in the root, as
+/// the setup hook keeps it; each must succeed) and [`Workspace::run_snapshot`],
+/// [`Workspace::run_save`] and [`Workspace::run_restore`] (state beside the
+/// root, in `state`; each returns its [`Run`], exit code and peak memory).
+pub struct Workspace {
     pub dir: tempfile::TempDir,
+    canary_at_start: Picture,
     sealed: Vec<(PathBuf, Picture)>,
+    /// When the last snapshot was taken: what is newer the build wrote.
+    snapshot_taken: Mutex<Option<SystemTime>>,
+    /// Whether snapshots and saves date the tree back (see
+    /// [`BUILD_ENDED_AGO`]); on unless a test measures them.
+    pub dating: bool,
 }
 
-impl Arena {
-    pub fn new() -> Arena {
+/// The state file [`Workspace::snapshot`] and [`Workspace::save`] use.
+pub const STATE: &str = ".nix-checkpoint-state";
+
+impl Workspace {
+    pub fn new() -> Workspace {
         let dir = tempfile::tempdir().unwrap();
-        let a = Arena {
-            dir,
-            sealed: Vec::new(),
-        };
-        std::fs::create_dir_all(a.root()).unwrap();
-        std::fs::create_dir_all(a.store()).unwrap();
-        let c = a.canary();
+        let root = dir.path().join("build");
+        let store = dir.path().join("store");
+        std::fs::create_dir_all(root).unwrap();
+        std::fs::create_dir_all(store).unwrap();
+        let c = dir.path().join("canary");
         std::fs::create_dir_all(c.join("sub/deeper")).unwrap();
         std::fs::write(c.join("keep"), "canary").unwrap();
         std::fs::write(c.join("sub/exec"), "#!/bin/sh\n").unwrap();
@@ -319,7 +350,13 @@ impl Arena {
             let t = filetime::FileTime::from_unix_time(1_234_567_890, 123_456_789);
             filetime::set_symlink_file_times(e.path(), t, t).unwrap();
         }
-        a
+        Workspace {
+            canary_at_start: picture(&c),
+            dir,
+            sealed: Vec::new(),
+            snapshot_taken: Mutex::new(None),
+            dating: true,
+        }
     }
 
     pub fn root(&self) -> PathBuf {
@@ -333,6 +370,25 @@ impl Arena {
     }
     pub fn root_bytes(&self) -> Vec<u8> {
         self.root().as_os_str().as_bytes().to_vec()
+    }
+    /// The state file of [`Workspace::run_snapshot`] and [`Workspace::run_save`].
+    pub fn state(&self) -> PathBuf {
+        self.dir.path().join("state")
+    }
+
+    pub fn checkpoint(&self, name: &str) -> PathBuf {
+        self.store().join(name)
+    }
+
+    /// A fresh, empty build root (like a new sandbox).
+    pub fn fresh_root(&self) -> PathBuf {
+        let root = self.root();
+        if root.exists() {
+            make_writable(&root);
+            std::fs::remove_dir_all(&root).unwrap();
+        }
+        std::fs::create_dir_all(&root).unwrap();
+        root
     }
 
     /// Writes a pack as `store/NAME/checkpoint.nckp`, read-only like the store.
@@ -377,7 +433,144 @@ impl Arena {
         }
     }
 
-    pub fn restore(&self, checkpoint: &Path, extra: &[&str]) -> Run {
+    /// Asserts the canary is byte for byte as [`Workspace::new`] made it.
+    pub fn assert_canary_intact(&self) {
+        assert_same(
+            "the canary beside the build root",
+            &self.canary_at_start,
+            &picture(&self.canary()),
+        );
+    }
+
+    /// Runs nix-checkpoint with `args`, `NIX_BUILD_TOP` unset.
+    pub fn run(&self, args: &[&str]) -> Output {
+        self.run_env(args, &[])
+    }
+
+    /// Runs nix-checkpoint with `args` and extra environment variables.
+    pub fn run_env(&self, args: &[&str], env: &[(&str, &str)]) -> Output {
+        let mut cmd = Command::new(bin());
+        cmd.args(args)
+            .env_remove("NIX_BUILD_TOP")
+            .env_remove("out")
+            .env_remove("outputs");
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        cmd.output().unwrap()
+    }
+
+    /// Runs nix-checkpoint with `args` in a clean environment, as a [`Run`]:
+    /// what it prints then depends on nothing but its arguments and files.
+    pub fn run_clean(&self, args: &[&str]) -> Run {
+        let args: Vec<&std::ffi::OsStr> = args.iter().map(std::ffi::OsStr::new).collect();
+        run(&args)
+    }
+
+    /// Insta settings that replace what varies from run to run: this
+    /// workspace's path (`[WS]`), durations (`[SECS] s`, `"..seconds":
+    /// [SECS]`) and the fresh mtime of a plan (`[FRESH]`).
+    pub fn insta_settings(&self) -> insta::Settings {
+        let mut settings = insta::Settings::clone_current();
+        settings.set_prepend_module_to_snapshot(false);
+        settings.set_snapshot_path("snapshots");
+        settings.add_filter(
+            &regex_escape(&self.dir.path().display().to_string()),
+            "[WS]",
+        );
+        settings.add_filter(r"\b\d+\.\d+ s\b", "[SECS] s");
+        settings.add_filter(r#""(\w*seconds)":\s*[-0-9.e]+"#, r#""$1": "[SECS]""#);
+        settings.add_filter(r"fresh mtime \d+\.\d{9}", "fresh mtime [FRESH]");
+        settings
+    }
+
+    pub fn run_ok(&self, args: &[&str]) -> Output {
+        let out = self.run(args);
+        assert!(
+            out.status.success(),
+            "nix-checkpoint {args:?} failed: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out
+    }
+
+    /// Before a snapshot: dates what the last hour wrote in the root (the
+    /// unpacked sources, configure's outputs) twice [`BUILD_ENDED_AGO`]
+    /// back, and notes the time for [`Workspace::build_ended_ago`]: what
+    /// is newer, the build wrote.
+    pub fn note_snapshot_time(&self) {
+        if !self.dating {
+            return;
+        }
+        let now = SystemTime::now();
+        date_back(
+            &self.root(),
+            now - Duration::from_secs(3600),
+            2 * BUILD_ENDED_AGO,
+        );
+        *self.snapshot_taken.lock().unwrap() = Some(now);
+    }
+
+    /// Dates back by [`BUILD_ENDED_AGO`] everything in the root written
+    /// since the last snapshot (the build's products), keeping their order.
+    pub fn build_ended_ago(&self) {
+        if !self.dating {
+            return;
+        }
+        if let Some(since) = *self.snapshot_taken.lock().unwrap() {
+            date_back(&self.root(), since, BUILD_ENDED_AGO);
+        }
+    }
+
+    pub fn snapshot(&self) {
+        let root = self.root();
+        self.note_snapshot_time();
+        self.run_ok(&[
+            "snapshot",
+            "--root",
+            root.to_str().unwrap(),
+            "--state",
+            root.join(STATE).to_str().unwrap(),
+        ]);
+    }
+
+    /// `save` into the fake store, then canonicalise it as the Nix store
+    /// would: mtime 1, no write bits. The products are dated as of a build
+    /// that ended [`BUILD_ENDED_AGO`].
+    pub fn save(&self, name: &str) -> PathBuf {
+        self.build_ended_ago();
+        self.save_now(name)
+    }
+
+    /// [`Workspace::save`] with the products' mtimes as the build wrote them.
+    pub fn save_now(&self, name: &str) -> PathBuf {
+        let root = self.root();
+        let out = self.checkpoint(name);
+        self.run_ok(&[
+            "save",
+            "--root",
+            root.to_str().unwrap(),
+            "--state",
+            root.join(STATE).to_str().unwrap(),
+            "--output",
+            out.to_str().unwrap(),
+        ]);
+        canonicalise_like_the_store(&out);
+        out
+    }
+
+    pub fn restore(&self, checkpoint: &Path) -> Output {
+        let root = self.root();
+        self.run_ok(&[
+            "restore",
+            "--root",
+            root.to_str().unwrap(),
+            checkpoint.to_str().unwrap(),
+        ])
+    }
+
+    pub fn run_restore(&self, checkpoint: &Path, extra: &[&str]) -> Run {
         let mut args: Vec<&std::ffi::OsStr> = vec!["restore".as_ref(), "--root".as_ref()];
         let root = self.root();
         args.push(root.as_os_str());
@@ -386,13 +579,10 @@ impl Arena {
         run(&args)
     }
 
-    pub fn state(&self) -> PathBuf {
-        self.dir.path().join("state")
-    }
-
-    pub fn snapshot(&self) -> Run {
+    pub fn run_snapshot(&self) -> Run {
         let root = self.root();
         let state = self.state();
+        self.note_snapshot_time();
         run(&[
             "snapshot".as_ref(),
             "--root".as_ref(),
@@ -402,7 +592,10 @@ impl Arena {
         ])
     }
 
-    pub fn save(&self, output: &Path) -> Run {
+    /// `save` of the root into `output`, the products dated as of a build
+    /// that ended [`BUILD_ENDED_AGO`].
+    pub fn run_save(&self, output: &Path) -> Run {
+        self.build_ended_ago();
         let root = self.root();
         let state = self.state();
         run(&[
@@ -415,4 +608,120 @@ impl Arena {
             output.as_os_str(),
         ])
     }
+}
+
+/// `text` as a regular expression matching it literally.
+fn regex_escape(text: &str) -> String {
+    let mut out = String::new();
+    for ch in text.chars() {
+        if "\\.+*?()|[]{}^$#&-~".contains(ch) {
+            out.push('\\');
+        }
+        out.push(ch);
+    }
+    out
+}
+
+/// Moves back by `by` the mtime of every entry under `dir` (never following
+/// a symlink) whose mtime is `since` or later, but the [`STATE`] file. What
+/// it cannot reach (beyond PATH_MAX, unreadable) it leaves alone.
+pub fn date_back(dir: &Path, since: SystemTime, by: Duration) {
+    for entry in walkdir::WalkDir::new(dir).contents_first(true) {
+        let Ok(entry) = entry else { continue };
+        if entry.file_name() == STATE {
+            continue;
+        }
+        let Ok(mtime) = entry.path().symlink_metadata().and_then(|m| m.modified()) else {
+            continue;
+        };
+        if mtime >= since {
+            let t = filetime::FileTime::from_system_time(mtime - by);
+            let _ = filetime::set_symlink_file_times(entry.path(), t, t);
+        }
+    }
+}
+
+/// Copies `from` into `to` recursively, giving every entry mtime 1, as an
+/// unpack from the Nix store does. Symlinks are copied as symlinks.
+pub fn unpack(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in walkdir::WalkDir::new(from).min_depth(1).sort_by_file_name() {
+        let entry = entry.unwrap();
+        let dest = to.join(entry.path().strip_prefix(from).unwrap());
+        let ft = entry.file_type();
+        if ft.is_dir() {
+            std::fs::create_dir_all(&dest).unwrap();
+        } else if ft.is_symlink() {
+            std::os::unix::fs::symlink(std::fs::read_link(entry.path()).unwrap(), &dest).unwrap();
+        } else {
+            std::fs::copy(entry.path(), &dest).unwrap();
+        }
+    }
+    set_all_mtimes(to, 1);
+}
+
+pub fn set_all_mtimes(dir: &Path, secs: i64) {
+    let t = filetime::FileTime::from_unix_time(secs, 0);
+    for entry in walkdir::WalkDir::new(dir).contents_first(true) {
+        let entry = entry.unwrap();
+        filetime::set_symlink_file_times(entry.path(), t, t).unwrap();
+    }
+}
+
+pub fn canonicalise_like_the_store(dir: &Path) {
+    for entry in walkdir::WalkDir::new(dir).contents_first(true) {
+        let entry = entry.unwrap();
+        if !entry.file_type().is_symlink() {
+            let mode = entry.metadata().unwrap().permissions().mode();
+            std::fs::set_permissions(entry.path(), std::fs::Permissions::from_mode(mode & !0o222))
+                .unwrap();
+        }
+    }
+    set_all_mtimes(dir, 1);
+}
+
+pub fn make_writable(dir: &Path) {
+    for entry in walkdir::WalkDir::new(dir) {
+        let entry = entry.unwrap();
+        if !entry.file_type().is_symlink() {
+            let mode = entry.metadata().unwrap().permissions().mode();
+            let _ = std::fs::set_permissions(
+                entry.path(),
+                std::fs::Permissions::from_mode(mode | 0o700),
+            );
+        }
+    }
+}
+
+/// Runs a shell command in `dir`; panics with its output on failure.
+pub fn sh(dir: &Path, script: &str) -> String {
+    let out = Command::new("sh")
+        .arg("-ec")
+        .arg(script)
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.status.success(),
+        "`{script}` failed in {}:\n{text}",
+        dir.display()
+    );
+    text
+}
+
+/// The units a build log says were compiled: lines `CC <file>`.
+pub fn compiled_units(log: &str) -> BTreeSet<String> {
+    log.lines()
+        .filter_map(|l| l.trim().strip_prefix("CC "))
+        .map(|s| s.trim().to_string())
+        .collect()
+}
+
+pub fn set<const N: usize>(items: [&str; N]) -> BTreeSet<String> {
+    items.iter().map(|s| s.to_string()).collect()
 }

@@ -4,12 +4,10 @@
 //! Without make (or cmake and ninja) on PATH, the tests that need them skip
 //! themselves, saying so (`util/skip.rs`).
 
-mod util;
-
+use crate::util::*;
 use std::collections::BTreeSet;
 use std::os::unix::fs::{symlink, PermissionsExt};
 use std::path::Path;
-use util::*;
 
 /// A make project with dependency files, its sources listed in `sources.mk`
 /// (make relinks after a deletion only when the link depends on that list), a generated header (whose content
@@ -366,7 +364,7 @@ fn dry_run_prints_the_plan_and_changes_nothing() {
     ws.fresh_root();
     unpack(&src, &project);
     std::fs::write(project.join("util.c"), "int twice(int x) { return x; }\n").unwrap();
-    let before = snapshot_of(&ws.root());
+    let before = picture(&ws.root());
     let root = ws.root();
     let out = ws.run_ok(&[
         "restore",
@@ -381,7 +379,7 @@ fn dry_run_prints_the_plan_and_changes_nothing() {
     assert!(plan_has(&plan, "retime", "project/main.c"), "{plan}");
     assert_eq!(
         before,
-        snapshot_of(&ws.root()),
+        picture(&ws.root()),
         "--dry-run must not change the tree"
     );
 }
@@ -395,26 +393,4 @@ fn plan_has(plan: &str, action: &str, path: &str) -> bool {
 fn write_make_project_into(dir: &Path) {
     std::fs::create_dir_all(dir).unwrap();
     write_make_project(dir);
-}
-
-/// Every entry's path, content and mtime, to compare trees exactly.
-fn snapshot_of(root: &Path) -> Vec<(String, Vec<u8>, filetime::FileTime)> {
-    walkdir::WalkDir::new(root)
-        .sort_by_file_name()
-        .into_iter()
-        .map(|e| {
-            let e = e.unwrap();
-            let meta = e.path().symlink_metadata().unwrap();
-            let content = if meta.is_file() {
-                std::fs::read(e.path()).unwrap()
-            } else {
-                Vec::new()
-            };
-            (
-                e.path().display().to_string(),
-                content,
-                filetime::FileTime::from_last_modification_time(&meta),
-            )
-        })
-        .collect()
 }

@@ -1,10 +1,8 @@
 //! The command line as a program sees it: exit codes, messages that name
 //! the file, `--json` summaries, and restore's fallbacks.
 
-mod util;
-
+use crate::util::*;
 use std::path::Path;
-use util::*;
 
 fn code(out: &std::process::Output) -> i32 {
     out.status.code().expect("exited normally")
@@ -14,12 +12,27 @@ fn stderr(out: &std::process::Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
-/// A tiny tree built once: `src/a.c` compiled into `a.o` by hand.
+/// A tiny tree built once: `src/a.c` compiled into `a.o` by hand, by a
+/// build that ended [`BUILD_ENDED_AGO`].
 fn built_checkpoint(ws: &Workspace, env: &[(&str, &str)]) -> std::path::PathBuf {
+    built_checkpoint_at(ws, env, true)
+}
+
+/// [`built_checkpoint`], `a.o` dated as written (now) unless `ended_ago`.
+fn built_checkpoint_at(
+    ws: &Workspace,
+    env: &[(&str, &str)],
+    ended_ago: bool,
+) -> std::path::PathBuf {
     let root = ws.fresh_root();
     std::fs::create_dir(root.join("src")).unwrap();
     std::fs::write(root.join("src/a.c"), "int a;\n").unwrap();
+    if ended_ago {
+        // Unpacked from the store, as in a Nix build.
+        set_all_mtimes(&root, 1);
+    }
     let state = root.join(STATE);
+    ws.note_snapshot_time();
     let out = ws.run_env(
         &[
             "snapshot",
@@ -32,6 +45,9 @@ fn built_checkpoint(ws: &Workspace, env: &[(&str, &str)]) -> std::path::PathBuf 
     );
     assert_eq!(code(&out), 0, "{}", stderr(&out));
     std::fs::write(root.join("src/a.o"), b"\x7fELF object").unwrap();
+    if ended_ago {
+        ws.build_ended_ago();
+    }
     let checkpoint = ws.checkpoint("cp");
     let out = ws.run_env(
         &[
@@ -55,14 +71,6 @@ fn fresh_sources(ws: &Workspace) -> std::path::PathBuf {
     std::fs::create_dir(root.join("src")).unwrap();
     std::fs::write(root.join("src/a.c"), "int a;\n").unwrap();
     root
-}
-
-fn tree_listing(root: &Path) -> Vec<String> {
-    walkdir::WalkDir::new(root)
-        .sort_by_file_name()
-        .into_iter()
-        .map(|e| e.unwrap().path().display().to_string())
-        .collect()
 }
 
 #[test]
@@ -132,6 +140,12 @@ fn missing_checkpoint_is_exit_5_and_a_fallback_when_asked() {
         "/nonexistent/checkpoint",
     ]);
     assert_eq!(code(&out), 3, "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("NOTHING RESTORED")
+            && stderr(&out).contains("/nonexistent/checkpoint: checkpoint not found"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 #[test]
@@ -145,7 +159,7 @@ fn corrupt_checkpoint_is_exit_6_and_the_tree_is_untouched() {
     bytes[middle] ^= 0x55;
     std::fs::write(&pack, &bytes).unwrap();
     let root = fresh_sources(&ws);
-    let before = tree_listing(&root);
+    let before = picture(&root);
     let out = ws.run(&[
         "restore",
         "--root",
@@ -154,7 +168,7 @@ fn corrupt_checkpoint_is_exit_6_and_the_tree_is_untouched() {
     ]);
     assert_eq!(code(&out), 6, "{}", stderr(&out));
     assert!(stderr(&out).contains("checkpoint.nckp"), "{}", stderr(&out));
-    assert_eq!(before, tree_listing(&root));
+    assert_eq!(before, picture(&root));
     let out = ws.run(&["verify", checkpoint.to_str().unwrap()]);
     assert_eq!(code(&out), 6, "{}", stderr(&out));
 }
@@ -175,7 +189,7 @@ fn changed_dependency_falls_back_untouched_and_force_restores() {
     let zlib2 = format!("/nix/store/{}-zlib-1.3.1", "b".repeat(32));
     let checkpoint = built_checkpoint(&ws, &[("buildInputs", &zlib1)]);
     let root = fresh_sources(&ws);
-    let before = tree_listing(&root);
+    let before = picture(&root);
     let args = [
         "restore",
         "--root",
@@ -193,7 +207,7 @@ fn changed_dependency_falls_back_untouched_and_force_restores() {
     );
     assert_eq!(
         before,
-        tree_listing(&root),
+        picture(&root),
         "a fallback leaves the tree untouched"
     );
 
@@ -260,6 +274,12 @@ fn a_root_of_another_length_falls_back() {
         checkpoint.to_str().unwrap(),
     ]);
     assert_eq!(code(&out), 3, "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("NOTHING RESTORED")
+            && stderr(&out).contains("build root changed length, from "),
+        "{}",
+        stderr(&out)
+    );
     assert!(!elsewhere.join("src/a.o").exists());
 }
 
@@ -329,7 +349,8 @@ fn every_command_ends_with_a_summary_line() {
 #[test]
 fn restore_returns_only_once_fresh_mtimes_are_in_the_past() {
     let ws = Workspace::new();
-    let checkpoint = built_checkpoint(&ws, &[]);
+    // Products written now, as a build that has just ended left them.
+    let checkpoint = built_checkpoint_at(&ws, &[], false);
     let root = fresh_sources(&ws);
     std::fs::write(root.join("src/a.c"), "int a = 2;\n").unwrap();
     ws.run_ok(&[
@@ -363,9 +384,12 @@ fn configured_checkpoint(ws: &Workspace, tool_file: Option<&str>) -> std::path::
     std::fs::create_dir(root.join("src")).unwrap();
     std::fs::write(root.join("src/a.c"), "int a;\n").unwrap();
     std::fs::write(root.join("configure"), "#!/bin/sh\n").unwrap();
+    // Unpacked from the store, as in a Nix build.
+    set_all_mtimes(&root, 1);
     let r = root.to_str().unwrap();
     let state = root.join(STATE);
     let s = state.to_str().unwrap();
+    ws.note_snapshot_time();
     ws.run_ok(&["snapshot", "--root", r, "--state", s]);
     ws.run_ok(&["track-configure", "--start", "--root", r, "--state", s]);
     std::fs::read(root.join("configure")).unwrap();
@@ -386,6 +410,7 @@ fn configured_checkpoint(ws: &Workspace, tool_file: Option<&str>) -> std::path::
     if let Some(name) = tool_file {
         std::fs::write(root.join(name), "# ninja log v5\n").unwrap();
     }
+    ws.build_ended_ago();
     let checkpoint = ws.checkpoint("cp");
     ws.run_ok(&[
         "save",
@@ -535,7 +560,7 @@ fn a_checkpoint_of_nixpkgs_checkpoint_build_tools_falls_back_saying_what_it_is()
     std::fs::write(artifact.join("outputs/src/a.c"), "int a;\n").unwrap();
     std::fs::write(artifact.join("outputs/src/a.o"), "\x7fELF").unwrap();
     let root = fresh_sources(&ws);
-    let before = tree_listing(&root);
+    let before = picture(&root);
     let out = ws.run(&[
         "restore",
         "--root",
@@ -549,7 +574,7 @@ fn a_checkpoint_of_nixpkgs_checkpoint_build_tools_falls_back_saying_what_it_is()
         "{}",
         stderr(&out)
     );
-    assert_eq!(before, tree_listing(&root), "nothing restored");
+    assert_eq!(before, picture(&root), "nothing restored");
     let out = ws.run(&["inspect", artifact.to_str().unwrap()]);
     assert_eq!(code(&out), 7, "{}", stderr(&out));
 }
@@ -605,4 +630,127 @@ fn every_exit_code_is_documented_and_explained_by_the_hook() {
             );
         }
     }
+}
+
+// ------------------------------------------------ whole outputs (insta)
+
+/// A checkpoint the same in every run but for the workspace's path, made
+/// in a clean environment (an empty recipe): sources dated 1, the product
+/// `src/a.o` (and `src`) dated 1 700 000 000.
+fn fixed_checkpoint(ws: &Workspace) -> std::path::PathBuf {
+    let root = ws.fresh_root();
+    std::fs::create_dir(root.join("src")).unwrap();
+    std::fs::write(root.join("src/a.c"), "int a;\n").unwrap();
+    set_all_mtimes(&root, 1);
+    ws.run_snapshot().assert_code(0, "snapshot");
+    std::fs::write(root.join("src/a.o"), b"\x7fELF object").unwrap();
+    let t = filetime::FileTime::from_unix_time(1_700_000_000, 0);
+    filetime::set_file_mtime(root.join("src/a.o"), t).unwrap();
+    filetime::set_file_mtime(root.join("src"), t).unwrap();
+    let checkpoint = ws.checkpoint("fixed");
+    ws.run_save(&checkpoint).assert_code(0, "save");
+    canonicalise_like_the_store(&checkpoint);
+    checkpoint
+}
+
+/// What a run printed, for a snapshot: its arguments, exit code, stdout
+/// (JSON pretty-printed) and stderr.
+fn transcript(args: &[&str], run: &Run) -> String {
+    let stdout = match serde_json::from_str::<serde_json::Value>(&run.stdout) {
+        Ok(json) => serde_json::to_string_pretty(&json).unwrap() + "\n",
+        Err(_) => run.stdout.clone(),
+    };
+    format!(
+        "$ nix-checkpoint {}\nexit {}\n--- stdout\n{stdout}--- stderr\n{}",
+        args.join(" "),
+        run.code,
+        run.stderr
+    )
+}
+
+/// Runs each of `commands` in a clean environment; their transcripts.
+fn transcripts(ws: &Workspace, commands: &[Vec<&str>]) -> String {
+    commands
+        .iter()
+        .map(|args| transcript(args, &ws.run_clean(args)))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[test]
+fn inspect_prints_totals_entries_and_json() {
+    let ws = Workspace::new();
+    let cp = fixed_checkpoint(&ws);
+    let cp = cp.to_str().unwrap();
+    let text = transcripts(
+        &ws,
+        &[
+            vec!["inspect", cp],
+            vec!["inspect", "--list", cp],
+            vec!["inspect", cp, "--json"],
+        ],
+    );
+    ws.insta_settings()
+        .bind(|| insta::assert_snapshot!("inspect", text));
+}
+
+#[test]
+fn json_summaries_of_verify_dry_run_and_restore() {
+    let ws = Workspace::new();
+    let cp = fixed_checkpoint(&ws);
+    let cp = cp.to_str().unwrap();
+    let root = fresh_sources(&ws);
+    set_all_mtimes(&root, 1);
+    std::fs::write(root.join("src/a.c"), "int a = 2;\n").unwrap();
+    let r = root.to_str().unwrap();
+    let text = transcripts(
+        &ws,
+        &[
+            vec!["--json", "verify", cp],
+            vec!["restore", "--dry-run", "--root", r, cp],
+            vec!["--json", "restore", "--dry-run", "--root", r, cp],
+            vec!["--json", "restore", "--root", r, cp],
+        ],
+    );
+    ws.insta_settings()
+        .bind(|| insta::assert_snapshot!("json_summaries", text));
+}
+
+#[test]
+fn error_texts_name_the_file_and_what_to_do() {
+    let ws = Workspace::new();
+    let cp = fixed_checkpoint(&ws);
+    let cp = cp.to_str().unwrap();
+    let root = fresh_sources(&ws);
+    let r = root.to_str().unwrap();
+    let bogus = ws.dir.path().join("bogus");
+    std::fs::write(&bogus, vec![b'x'; 4096]).unwrap();
+    let bogus = bogus.to_str().unwrap();
+    let elsewhere = ws.dir.path().join("build-moved");
+    std::fs::create_dir_all(&elsewhere).unwrap();
+    let elsewhere = elsewhere.to_str().unwrap();
+    let no_state = ws.dir.path().join("no-state");
+    let no_state = no_state.to_str().unwrap();
+    let out = ws.dir.path().join("outside/cp");
+    let out = out.to_str().unwrap();
+    let text = transcripts(
+        &ws,
+        &[
+            vec!["snapshot", "--state", no_state],
+            vec!["save", "--root", r, "--state", no_state, "--output", out],
+            vec!["restore", "--root", r, "/nonexistent/checkpoint"],
+            vec![
+                "restore",
+                "--fallback-on-error",
+                "--root",
+                r,
+                "/nonexistent/checkpoint",
+            ],
+            vec!["inspect", bogus],
+            vec!["restore", "--root", r, bogus],
+            vec!["restore", "--root", elsewhere, cp],
+        ],
+    );
+    ws.insta_settings()
+        .bind(|| insta::assert_snapshot!("error_texts", text));
 }

@@ -3,11 +3,11 @@
 //! (and ar) on PATH the tests skip themselves, saying so, unless
 //! NIX_CHECKPOINT_TESTS_REQUIRE_TOOLS=1 (then a missing gcc fails them).
 
-mod util;
-
 use nix_checkpoint::build_info::BuildInfo;
 use nix_checkpoint::rewrite::store_path::{StorePath, NIX_BASE32};
 use nix_checkpoint::rewrite::Rewriter;
+use proptest::prelude::*;
+use proptest::test_runner::TestRunner;
 use std::path::Path;
 use std::process::Command;
 
@@ -68,47 +68,41 @@ fn info(hash: &str) -> BuildInfo {
     }
 }
 
-struct Rng(u64);
+/// A store path hash: 32 characters of Nix's base32.
+fn store_hash() -> impl Strategy<Value = String> {
+    prop::collection::vec(prop::sample::select(NIX_BASE32.to_vec()), 32)
+        .prop_map(|chars| chars.into_iter().map(char::from).collect())
+}
 
-impl Rng {
-    fn hash(&mut self) -> String {
-        (0..32)
-            .map(|_| {
-                // splitmix64
-                self.0 = self.0.wrapping_add(0x9e3779b97f4a7c15);
-                let mut z = self.0;
-                z = (z ^ (z >> 30)).wrapping_mul(0xbf58476d1ce4e5b9);
-                z = (z ^ (z >> 27)).wrapping_mul(0x94d049bb133111eb);
-                z ^= z >> 31;
-                NIX_BASE32[(z % 32) as usize] as char
-            })
-            .collect()
+/// Runs `check` on `cases` pairs of store hashes; a failure shrinks to the
+/// simplest pair, which the panic message names.
+fn for_hash_pairs(cases: u32, check: impl Fn(&str, &str)) {
+    let mut runner = TestRunner::new(ProptestConfig {
+        cases,
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    });
+    let pairs = (store_hash(), store_hash()).prop_filter("two hashes", |(a, b)| a != b);
+    if let Err(e) = runner.run(&pairs, |(h1, h2)| {
+        check(&h1, &h2);
+        Ok(())
+    }) {
+        panic!("{e}");
     }
 }
 
 #[test]
 fn relocated_gcc_objects_equal_fresh_ones() {
     require_tools!("gcc");
-    let seed = std::env::var("REWRITE_GCC_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| {
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .as_nanos() as u64
-        });
-    eprintln!("REWRITE_GCC_SEED={seed}");
-    let mut rng = Rng(seed);
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("t.c"), source()).unwrap();
-    for pair in 0..32 {
-        let (h1, h2) = (rng.hash(), rng.hash());
-        let a = compile(dir.path(), &h1);
-        let b = compile(dir.path(), &h2);
+    for_hash_pairs(32, |h1, h2| {
+        let pair = format!("{h1} -> {h2}");
+        let a = compile(dir.path(), h1);
+        let b = compile(dir.path(), h2);
         assert_eq!(a.len(), b.len());
         assert_ne!(a, b, "the objects must embed the hash");
-        let (i1, i2) = (info(&h1), info(&h2));
+        let (i1, i2) = (info(h1), info(h2));
 
         let mut moved = a.clone();
         let ranges = Rewriter::relocating(&i1, &i2)
@@ -126,7 +120,7 @@ fn relocated_gcc_objects_equal_fresh_ones() {
                     .into_owned()
             };
             panic!(
-                "pair {pair} ({h1} -> {h2}): relocated object differs at {at}: {:?} vs {:?}",
+                "pair {pair}: relocated object differs at {at}: {:?} vs {:?}",
                 show(&moved),
                 show(&b)
             );
@@ -140,7 +134,7 @@ fn relocated_gcc_objects_equal_fresh_ones() {
                     .into_owned()
             };
             panic!(
-                "pair {pair} ({h1} -> {h2}): masked objects differ at {at}: {:?} vs {:?} (unmasked {:?} vs {:?})",
+                "pair {pair}: masked objects differ at {at}: {:?} vs {:?} (unmasked {:?} vs {:?})",
                 show(&ma),
                 show(&mb),
                 show(&a),
@@ -152,7 +146,7 @@ fn relocated_gcc_objects_equal_fresh_ones() {
             Rewriter::masking(&i2).hash(&b),
             "pair {pair}: masked hashes"
         );
-    }
+    });
 }
 
 /// `ar rcD` of a padding member of `pad` bytes, then `object`: the object's
@@ -177,13 +171,12 @@ fn archive(dir: &Path, pad: usize, object: &[u8]) -> Vec<u8> {
 #[test]
 fn relocated_static_libraries_equal_fresh_ones() {
     require_tools!("gcc", "ar");
-    let mut rng = Rng(0x5eed_a7c4);
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("t.c"), source()).unwrap();
-    for pair in 0..6 {
-        let (h1, h2) = (rng.hash(), rng.hash());
-        let (a, b) = (compile(dir.path(), &h1), compile(dir.path(), &h2));
-        let relocate = Rewriter::relocating(&info(&h1), &info(&h2)).unwrap();
+    for_hash_pairs(6, |h1, h2| {
+        let pair = format!("{h1} -> {h2}");
+        let (a, b) = (compile(dir.path(), h1), compile(dir.path(), h2));
+        let relocate = Rewriter::relocating(&info(h1), &info(h2)).unwrap();
         for pad in [2, 6, 10, 12] {
             let (lib_a, lib_b) = (archive(dir.path(), pad, &a), archive(dir.path(), pad, &b));
             let mut moved = lib_a.clone();
@@ -199,10 +192,10 @@ fn relocated_static_libraries_equal_fresh_ones() {
                 "pair {pair}, pad {pad}: streamed relocation differs"
             );
             assert_eq!(
-                Rewriter::masking(&info(&h1)).hash(&lib_a),
-                Rewriter::masking(&info(&h2)).hash(&lib_b),
+                Rewriter::masking(&info(h1)).hash(&lib_a),
+                Rewriter::masking(&info(h2)).hash(&lib_b),
                 "pair {pair}, pad {pad}: masked hashes"
             );
         }
-    }
+    });
 }
