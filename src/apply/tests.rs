@@ -821,7 +821,7 @@ impl Drop for Unmount {
 #[test]
 fn disk_full_is_write_failed_and_says_so() {
     // Unprivileged (the Nix sandbox of nix/package.nix) there is no mount:
-    // say so past libtest's capture, as tests/util/skip.rs does.
+    // say so past libtest's capture, as tests/it/util/skip.rs does.
     if !nix::unistd::geteuid().is_root() {
         use std::io::Write;
         let name = std::thread::current()

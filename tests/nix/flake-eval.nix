@@ -70,7 +70,7 @@ let
     (assert' "the setup hook is installed verbatim"
       (builtins.match ".*install -Dm444 /nix/store/[a-z0-9]{32}-setup-hook.sh \\$out/nix-support/setup-hook.*" pkg.stubArgs.postInstall != null))
     (assert' "the check phase runs (doCheck)" (pkg.stubArgs.doCheck && pkg.doCheck && overlaid.nix-checkpoint.doCheck))
-    (assert' "nativeCheckInputs: cmake and ninja (tests/engine.rs, tests/hardening.rs)"
+    (assert' "nativeCheckInputs: cmake and ninja (tests/it/engine.rs, tests/it/hardening.rs)"
       (builtins.all (p: builtins.elem p pkg.stubArgs.nativeCheckInputs) [ stubPkgs.cmake stubPkgs.ninja ]))
     (assert' "nativeCheckInputs join the inputs when checking"
       (builtins.all (p: builtins.elem p pkg.nativeBuildInputs) [ stubPkgs.cmake stubPkgs.ninja ]))
