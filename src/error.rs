@@ -10,7 +10,7 @@ pub enum Error {
     #[error(transparent)]
     Scan(#[from] crate::scan::ScanError),
     #[error(transparent)]
-    Format(#[from] crate::checkpoint::CheckpointError),
+    Checkpoint(#[from] crate::checkpoint::CheckpointError),
     #[error(transparent)]
     Apply(#[from] crate::apply::ApplyError),
     #[error("cannot start {threads} worker threads: {message}")]
@@ -22,7 +22,7 @@ impl Error {
         match self {
             Error::Config(_) => ExitCode::Usage,
             Error::Scan(_) => ExitCode::TreeUnreadable,
-            Error::Format(e) => e.exit_code(),
+            Error::Checkpoint(e) => e.exit_code(),
             Error::Apply(e) => e.exit_code(),
             Error::Threads { .. } => ExitCode::Internal,
         }
