@@ -950,3 +950,16 @@ fn raw_info(root: &[u8], outputs: &[(&[u8], &[u8])], dependencies: &[&[u8]]) -> 
     }
     e.0
 }
+
+/// The names in `dir`, sorted (none if it cannot be read): what a failed or
+/// concurrent write left behind.
+pub fn leftovers(dir: &std::path::Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .map(|r| {
+            r.map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    names
+}

@@ -547,14 +547,7 @@ fn zstd_bombs_are_unsafe() {
 
 // ------------------------------------------------------- atomic writes
 
-fn leftovers(dir: &Path) -> Vec<String> {
-    std::fs::read_dir(dir)
-        .map(|r| {
-            r.map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-                .collect()
-        })
-        .unwrap_or_default()
-}
+use super::testing::leftovers;
 
 #[test]
 fn failed_writes_leave_nothing() {

@@ -586,14 +586,7 @@ fn random_bytes(n: usize, seed: u64) -> Vec<u8> {
         .collect()
 }
 
-fn leftovers(dir: &Path) -> Vec<String> {
-    std::fs::read_dir(dir)
-        .map(|r| {
-            r.map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-                .collect()
-        })
-        .unwrap_or_default()
-}
+use nix_checkpoint::checkpoint::testing::leftovers;
 
 /// `save` into a 1 MiB tmpfs with 4 MiB of incompressible products: exit
 /// 10, "disk full", and neither a checkpoint nor a temporary file left.
@@ -1403,24 +1396,6 @@ fn hard_link_to_a_file_outside_the_tree_is_never_retimed() {
 
 // ------------------------------------------- concurrent saves (#12, 5)
 
-fn save_args<'a>(
-    arena: &'a Workspace,
-    root: &'a Path,
-    state: &'a Path,
-    out: &'a Path,
-) -> Vec<&'a OsStr> {
-    let _ = arena;
-    vec![
-        "save".as_ref(),
-        "--root".as_ref(),
-        root.as_os_str(),
-        "--state".as_ref(),
-        state.as_os_str(),
-        "--output".as_ref(),
-        out.as_os_str(),
-    ]
-}
-
 /// Finding 5 of #12: two saves into one `--output` at once (9 of 12 times
 /// the save that exited 0 lost its pack to the other), and one of them
 /// killed mid-write (2 of 5 times `checkpoint.nckp` was its truncated file,
@@ -1454,7 +1429,7 @@ fn concurrent_saves_into_one_output_leave_a_complete_pack() {
             .unwrap();
         }
         let reference = arena.dir.path().join(format!("outside/ref{i}"));
-        run(&save_args(&arena, root, state, &reference)).assert_code(0, "reference save");
+        run(&save_args(root, state, &reference)).assert_code(0, "reference save");
         references.push(std::fs::read(reference.join("checkpoint.nckp")).unwrap());
     }
     assert_ne!(references[0], references[1]);
@@ -1473,7 +1448,7 @@ fn concurrent_saves_into_one_output_leave_a_complete_pack() {
     };
     for round in 0..12 {
         let children: Vec<_> = (0..2)
-            .map(|i| spawn(&save_args(&arena, &roots[i], &states[i], &shared)))
+            .map(|i| spawn(&save_args(&roots[i], &states[i], &shared)))
             .collect();
         for mut child in children {
             assert!(
@@ -1486,8 +1461,8 @@ fn concurrent_saves_into_one_output_leave_a_complete_pack() {
     // One of the two killed mid-write: the other's pack, or the previous one.
     let mut killed_mid_write = 0;
     for round in 0..8u64 {
-        let survivor = spawn(&save_args(&arena, &roots[0], &states[0], &shared));
-        let victim = spawn(&save_args(&arena, &roots[1], &states[1], &shared));
+        let survivor = spawn(&save_args(&roots[0], &states[0], &shared));
+        let victim = spawn(&save_args(&roots[1], &states[1], &shared));
         if !kill_after(victim, 2_000 + round * 15_000) {
             killed_mid_write += 1;
         }

@@ -596,18 +596,25 @@ impl Workspace {
     /// that ended [`BUILD_ENDED_AGO`].
     pub fn run_save(&self, output: &Path) -> Run {
         self.build_ended_ago();
-        let root = self.root();
-        let state = self.state();
-        run(&[
-            "save".as_ref(),
-            "--root".as_ref(),
-            root.as_os_str(),
-            "--state".as_ref(),
-            state.as_os_str(),
-            "--output".as_ref(),
-            output.as_os_str(),
-        ])
+        run(&save_args(&self.root(), &self.state(), output))
     }
+}
+
+/// The arguments of `save` of `root` into `output`.
+pub fn save_args<'a>(
+    root: &'a Path,
+    state: &'a Path,
+    output: &'a Path,
+) -> Vec<&'a std::ffi::OsStr> {
+    vec![
+        "save".as_ref(),
+        "--root".as_ref(),
+        root.as_os_str(),
+        "--state".as_ref(),
+        state.as_os_str(),
+        "--output".as_ref(),
+        output.as_os_str(),
+    ]
 }
 
 /// `text` as a regular expression matching it literally.
