@@ -7,6 +7,7 @@
 //! warning. The result is sorted by path, so a serial and a parallel scan give
 //! the same manifest byte for byte.
 
+use crate::error::{IoContext, WithSource};
 use crate::rewrite::Rewriter;
 use crate::tree::manifest::{Entry, Manifest, ManifestError, Node, Timestamp, PERMISSION_BITS};
 use crate::tree::rel_path::{PathError, RelPath};
@@ -111,6 +112,39 @@ pub enum ScanError {
         root: PathBuf,
         source: ManifestError,
     },
+}
+
+/// What the scan was doing to which file, for [`IoContext::io_context`].
+enum Doing<'a> {
+    Stat(&'a Path),
+    Open(&'a Path),
+    Read(&'a Path),
+    ReadLink(&'a Path),
+}
+
+impl WithSource for Doing<'_> {
+    type Error = ScanError;
+
+    fn with_source(self, source: io::Error) -> ScanError {
+        match self {
+            Doing::Stat(path) => ScanError::Stat {
+                path: path.to_path_buf(),
+                source,
+            },
+            Doing::Open(path) => ScanError::Open {
+                path: path.to_path_buf(),
+                source,
+            },
+            Doing::Read(path) => ScanError::Read {
+                path: path.to_path_buf(),
+                source,
+            },
+            Doing::ReadLink(path) => ScanError::ReadLink {
+                path: path.to_path_buf(),
+                source,
+            },
+        }
+    }
 }
 
 impl ScanError {
@@ -290,10 +324,7 @@ fn scan_one(
             ))
         }
         WalkedKind::Dir => {
-            let meta = std::fs::symlink_metadata(&path).map_err(|source| ScanError::Stat {
-                path: path.clone(),
-                source,
-            })?;
+            let meta = std::fs::symlink_metadata(&path).io_context(|| Doing::Stat(&path))?;
             if !meta.is_dir() {
                 return Err(ScanError::Changed {
                     path,
@@ -303,14 +334,8 @@ fn scan_one(
             (Node::Dir, meta)
         }
         WalkedKind::Symlink => {
-            let meta = std::fs::symlink_metadata(&path).map_err(|source| ScanError::Stat {
-                path: path.clone(),
-                source,
-            })?;
-            let target = std::fs::read_link(&path).map_err(|source| ScanError::ReadLink {
-                path: path.clone(),
-                source,
-            })?;
+            let meta = std::fs::symlink_metadata(&path).io_context(|| Doing::Stat(&path))?;
+            let target = std::fs::read_link(&path).io_context(|| Doing::ReadLink(&path))?;
             let target: Box<[u8]> = target.as_os_str().as_bytes().into();
             let hash = hasher.hash(&target);
             (Node::Symlink { target, hash }, meta)
@@ -345,14 +370,8 @@ fn hash_file(
         .read(true)
         .custom_flags(libc_flags::O_NOFOLLOW | libc_flags::O_NONBLOCK | libc_flags::O_NOCTTY)
         .open(path)
-        .map_err(|source| ScanError::Open {
-            path: path.to_path_buf(),
-            source,
-        })?;
-    let meta = file.metadata().map_err(|source| ScanError::Stat {
-        path: path.to_path_buf(),
-        source,
-    })?;
+        .io_context(|| Doing::Open(path))?;
+    let meta = file.metadata().io_context(|| Doing::Stat(path))?;
     if !meta.is_file() {
         return Err(ScanError::Changed {
             path: path.to_path_buf(),
@@ -361,18 +380,12 @@ fn hash_file(
     }
     let (hash, size) = if meta.len() <= WHOLE_READ_LIMIT {
         buf.clear();
-        file.read_to_end(buf).map_err(|source| ScanError::Read {
-            path: path.to_path_buf(),
-            source,
-        })?;
+        file.read_to_end(buf).io_context(|| Doing::Read(path))?;
         (hasher.hash(buf), buf.len() as u64)
     } else {
         hasher
             .hash_reader(&mut file)
-            .map_err(|source| ScanError::Read {
-                path: path.to_path_buf(),
-                source,
-            })?
+            .io_context(|| Doing::Read(path))?
     };
     if size != meta.len() {
         return Err(ScanError::Changed {
