@@ -106,9 +106,7 @@ impl Inner {
                     let short_head_of_another_path = c.win < target.hash_at
                         && kept_hi < SHORT
                         && hi >= SHORT
-                        && hay
-                            .get(e..e + (HASH_LEN - kept_hi))
-                            .is_some_and(|b| b.iter().all(|&b| is_base32(b)));
+                        && base32_run(hay, e, HASH_LEN - kept_hi);
                     if s < e && !short_head_of_another_path {
                         return Some(Edit {
                             start: s,
@@ -138,18 +136,14 @@ impl Inner {
         // Another store path: the hash characters around ours make a
         // whole hash. (A mere base-32 byte next to a genuine piece is common:
         // `/sha` before `0-hello-2.10/lib` in `.rodata`.)
-        let base32 = |from: usize, n: usize| {
-            hay.get(from..from + n)
-                .is_some_and(|b| b.iter().all(|&b| is_base32(b)))
-        };
-        if c.win < t.hash_at && hi < SHORT && base32(p + i - c.win, HASH_LEN - hi) {
+        if c.win < t.hash_at && hi < SHORT && base32_run(hay, p + i - c.win, HASH_LEN - hi) {
             return None;
         }
         let k = hash_end.saturating_sub(c.win);
         if c.win > t.hash_at
             && k < SHORT
             && p >= HASH_LEN - k
-            && base32(p - (HASH_LEN - k), HASH_LEN - k)
+            && base32_run(hay, p - (HASH_LEN - k), HASH_LEN - k)
         {
             return None;
         }
@@ -161,6 +155,13 @@ impl Inner {
         })
     }
 }
+/// Whether `hay[from..from + n]` exists and is all base-32: with our
+/// characters, the rest of another path's hash.
+fn base32_run(hay: &[u8], from: usize, n: usize) -> bool {
+    hay.get(from..from + n)
+        .is_some_and(|b| b.iter().all(|&b| is_base32(b)))
+}
+
 /// Whether `b` can be the `movabs $imm64, %reg` opcode (`b8+r`), which
 /// precedes an 8-byte piece.
 fn is_movabs(b: u8) -> bool {
