@@ -48,11 +48,13 @@ impl BuildInfo {
     ///
     /// `excluded` are store paths never counted as dependencies (the
     /// checkpoint being restored, `nix-checkpoint` itself); the build's own
-    /// outputs are always excluded.
+    /// outputs are always excluded. The recipe is `recipe` (the setup hook's
+    /// dump), or else the environment, masked either way.
     pub fn from_env<'a>(
         root: Vec<u8>,
         vars: impl IntoIterator<Item = (&'a str, &'a str)>,
         excluded: &[StorePath],
+        recipe: Option<Recipe>,
     ) -> BuildInfo {
         let vars: Vec<(&str, &str)> = vars.into_iter().collect();
         let lookup = |name: &str| vars.iter().find(|(k, _)| *k == name).map(|(_, v)| *v);
@@ -91,14 +93,9 @@ impl BuildInfo {
             dependencies: dependencies.into_iter().collect(),
             recipe: Recipe::default(),
         };
-        info.recipe = Recipe::from_env(vars.iter().copied()).masked(&info);
+        let recipe = recipe.unwrap_or_else(|| Recipe::from_env(vars.iter().copied()));
+        info.recipe = recipe.masked(&info);
         info
-    }
-
-    /// Replaces the recipe (read from the environment) with `recipe`, masked.
-    pub fn with_recipe(mut self, recipe: &Recipe) -> BuildInfo {
-        self.recipe = recipe.masked(&self);
-        self
     }
 
     pub fn output(&self, name: &str) -> Option<&StorePath> {
@@ -143,6 +140,7 @@ mod tests {
             b"/build".to_vec(),
             vars.iter().map(|(k, v)| (*k, v.as_str())),
             &[me_path],
+            None,
         );
         assert_eq!(
             info.outputs

@@ -112,13 +112,13 @@ impl Config {
             if let Some(checkpoint) = checkpoint {
                 excluded.extend(store_path_of(checkpoint));
             }
-            let mut info =
-                BuildInfo::from_env(root.as_os_str().as_bytes().to_vec(), env_ref(), &excluded);
-            if let Some(recipe) =
-                read_recipe(recipe.and_then(|r| r.shell_vars).as_deref(), env_ref())?
-            {
-                info = info.with_recipe(&recipe);
-            }
+            let recipe = read_recipe(recipe.and_then(|r| r.shell_vars).as_deref(), env_ref())?;
+            let info = BuildInfo::from_env(
+                root.as_os_str().as_bytes().to_vec(),
+                env_ref(),
+                &excluded,
+                recipe,
+            );
             Ok(TreeConfig {
                 root,
                 exclusions,

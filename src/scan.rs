@@ -33,6 +33,21 @@ pub struct Exclusions {
     pub top_level_names: Vec<Vec<u8>>,
 }
 
+/// Top-level name prefixes of what Nix and nix-checkpoint write into the
+/// build directory themselves: `.attr-*` (passAsFile) and `.nix-checkpoint*`
+/// (the state file and the restore marker).
+const BUILDER_PREFIXES: [&[u8]; 2] = [b".attr-", b".nix-checkpoint"];
+/// Top-level names Nix writes into every build directory: the environment
+/// (nixpkgs' dumpVars) and, under __structuredAttrs, the attrs.
+const BUILDER_NAMES: [&[u8]; 3] = [b"env-vars", b".attrs.json", b".attrs.sh"];
+
+/// Whether `path` is a top-level name Nix or nix-checkpoint writes into
+/// every build directory (what [`Exclusions::nix_builder_files`] leaves out).
+pub fn is_builder_file(path: &[u8]) -> bool {
+    !path.contains(&b'/')
+        && (BUILDER_NAMES.contains(&path) || BUILDER_PREFIXES.iter().any(|p| path.starts_with(p)))
+}
+
 impl Exclusions {
     /// What Nix and nix-checkpoint write into the build directory themselves:
     /// `env-vars`, `.attr-*` (passAsFile), and `.nix-checkpoint*` (the state
@@ -40,21 +55,9 @@ impl Exclusions {
     pub fn nix_builder_files() -> Exclusions {
         Exclusions {
             paths: Vec::new(),
-            top_level_prefixes: vec![b".attr-".to_vec(), b".nix-checkpoint".to_vec()],
-            // What Nix writes into every build directory: the environment
-            // (nixpkgs' dumpVars) and, under __structuredAttrs, the attrs.
-            top_level_names: vec![
-                b"env-vars".to_vec(),
-                b".attrs.json".to_vec(),
-                b".attrs.sh".to_vec(),
-            ],
+            top_level_prefixes: BUILDER_PREFIXES.iter().map(|p| p.to_vec()).collect(),
+            top_level_names: BUILDER_NAMES.iter().map(|n| n.to_vec()).collect(),
         }
-    }
-
-    /// Whether a top-level name or listed path is excluded (what the scan
-    /// leaves out, without descending).
-    pub fn excludes_name(&self, path: &[u8]) -> bool {
-        self.excludes(path)
     }
 
     fn excludes(&self, path: &[u8]) -> bool {
@@ -438,6 +441,26 @@ mod tests {
             .iter()
             .map(|e| e.path.to_string())
             .collect()
+    }
+
+    #[test]
+    fn builder_files_are_what_nix_builder_files_exclude() {
+        let exclusions = Exclusions::nix_builder_files();
+        for path in [
+            &b"env-vars"[..],
+            b".attrs.json",
+            b".attrs.sh",
+            b".attr-0",
+            b".nix-checkpoint-state",
+            b".nix-checkpoint-restoring",
+            b"src/env-vars",
+            b"env-vars2",
+            b"x.attr-",
+            b"src",
+        ] {
+            assert_eq!(is_builder_file(path), exclusions.excludes(path), "{path:?}");
+        }
+        assert!(is_builder_file(b".attr-0") && !is_builder_file(b"src/.attr-0"));
     }
 
     #[test]

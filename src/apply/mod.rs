@@ -195,7 +195,7 @@ pub fn check_plan(root: &Path, plan: &Plan) -> Result<(), ApplyError> {
     preflight::check(root, plan)
 }
 
-pub use preflight::{check_checkpoint, is_reserved, MAX_RESTORED_SECS, MIN_RESTORED_SECS};
+pub use preflight::{check_checkpoint, MAX_RESTORED_SECS, MIN_RESTORED_SECS};
 
 fn unlink_marker(safe: &SafeRoot) -> Result<(), ApplyError> {
     let err = |errno| ApplyError::Io {

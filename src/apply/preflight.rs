@@ -5,7 +5,6 @@
 use super::error::{ApplyError, Op};
 use super::MARKER;
 use crate::plan::{Action, Plan};
-use crate::scan::Exclusions;
 use crate::tree::rel_path::PATH_MAX;
 use crate::tree::{Kind, Manifest, Node, RelPath, Timestamp};
 use std::collections::HashMap;
@@ -130,7 +129,7 @@ fn valid_time(t: Timestamp) -> bool {
 /// marker among them): restore never writes there, and a checkpoint that
 /// lists one is crafted (the scan that made it cannot have seen it).
 pub fn is_reserved(path: &[u8]) -> bool {
-    Exclusions::nix_builder_files().excludes_name(path) || path == MARKER.as_bytes()
+    crate::scan::is_builder_file(path) || path == MARKER.as_bytes()
 }
 
 fn reserved_reason(path: &[u8]) -> String {
@@ -187,7 +186,7 @@ fn check_entry(
 /// The checks of [`check`] that depend on the checkpoint alone, made on
 /// every entry of B (whichever of them a plan would restore), and the one
 /// the clock adds: if B's newest mtime lies after `now - 1 s`, restore
-/// moves mtimes back (`merge`), and B's mtimes must span little enough that
+/// moves mtimes back (`plan`), and B's mtimes must span little enough that
 /// none of them could land before [`MIN_RESTORED_SECS`]. A checkpoint that
 /// passes is refused by no plan check for its own content; `verify` makes
 /// exactly these checks, so "intact" means "restorable".

@@ -4,7 +4,7 @@
 //!
 //! A checkpoint's products are only valid for a build that would make the
 //! same products from the same sources. The sources are compared file by
-//! file (`merge`); everything else that reaches the build step reaches it
+//! file (`plan`); everything else that reaches the build step reaches it
 //! through a variable: `makeFlags`, `NIX_CFLAGS_COMPILE` (read by the cc
 //! wrapper, seen by no build tool), `configureFlags`, the inputs and the
 //! `PATH` they make. So the whole shell state at the snapshot is recorded
@@ -402,18 +402,29 @@ impl Recipe {
     /// build root `@root@`, and `-frandom-seed=` followed by the start of an
     /// own output hash (nixpkgs' reproducible-builds hook) `-frandom-seed=@seed@`.
     pub fn masked(&self, info: &BuildInfo) -> Recipe {
+        // The replacements, in the order they apply, made once for all values.
+        let mut replacements: Vec<(Vec<u8>, Vec<u8>)> = info
+            .outputs
+            .iter()
+            .map(|(name, path)| {
+                (
+                    path.as_bytes().to_vec(),
+                    format!("@output:{name}@").into_bytes(),
+                )
+            })
+            .collect();
+        if !info.root.is_empty() && info.root != b"/" {
+            replacements.push((info.root.clone(), b"@root@".to_vec()));
+        }
+        for (_, path) in &info.outputs {
+            let mut seed = b"-frandom-seed=".to_vec();
+            seed.extend_from_slice(&path.hash()[..10]);
+            replacements.push((seed, b"-frandom-seed=@seed@".to_vec()));
+        }
         let mask = |bytes: &[u8]| -> Vec<u8> {
             let mut out = bytes.to_vec();
-            for (name, path) in &info.outputs {
-                out = replace_all(&out, path.as_bytes(), format!("@output:{name}@").as_bytes());
-            }
-            if !info.root.is_empty() && info.root != b"/" {
-                out = replace_all(&out, &info.root, b"@root@");
-            }
-            for (_, path) in &info.outputs {
-                let mut seed = b"-frandom-seed=".to_vec();
-                seed.extend_from_slice(&path.hash()[..10]);
-                out = replace_all(&out, &seed, b"-frandom-seed=@seed@");
+            for (from, to) in &replacements {
+                out = replace_all(&out, from, to);
             }
             out
         };
@@ -665,12 +676,15 @@ pub fn compare(old: &Recipe, new: &Recipe) -> RecipeDiff {
     let mut differences = Vec::new();
     for name in names {
         let class = classify(name, dont_build);
-        if class == Class::Free || ignored.contains(name.as_bytes()) {
+        let (old_value, new_value) = (old.vars.get(name), new.vars.get(name));
+        // Normalising is a function of the name and the value: equal values
+        // (most of them, PATH among them) normalise alike.
+        if class == Class::Free || ignored.contains(name.as_bytes()) || old_value == new_value {
             continue;
         }
         let (o, n) = (
-            noise.normalize(name, old.vars.get(name)),
-            noise.normalize(name, new.vars.get(name)),
+            noise.normalize(name, old_value),
+            noise.normalize(name, new_value),
         );
         if o != n {
             let keep = |v: Value| (v != Value::Scalar(Vec::new())).then_some(v);
