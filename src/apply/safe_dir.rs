@@ -371,11 +371,7 @@ pub fn set_atime(dir: BorrowedFd<'_>, name: &[u8], atime: Timestamp) -> Result<(
 
 /// The atime of `name` itself (never a symlink's target's).
 pub fn atime(dir: BorrowedFd<'_>, name: &[u8]) -> Result<Timestamp, Errno> {
-    let st = stat::fstatat(
-        Some(dir.as_raw_fd()),
-        name,
-        fcntl::AtFlags::AT_SYMLINK_NOFOLLOW,
-    )?;
+    let st = lstat_at(dir, name)?;
     Ok(Timestamp {
         secs: st.st_atime,
         nanos: st.st_atime_nsec as u32,

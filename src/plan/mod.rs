@@ -605,13 +605,7 @@ impl<'a> Planner<'a> {
             })
             .collect();
         let (shifted_from, shift) = clock_shift(restored_mtimes.clone(), now);
-        let restored = |t: Timestamp| {
-            if shift > 0 && t >= shifted_from {
-                t.minus_nanos(shift)
-            } else {
-                t
-            }
-        };
+        let restored = |t: Timestamp| shifted_back(t, shifted_from, shift);
         let fresh_mtime = restored_mtimes
             .iter()
             .map(|&t| restored(t).plus_secs(1))
@@ -726,11 +720,16 @@ fn clock_shift(mut mtimes: Vec<Timestamp>, now: Timestamp) -> (Timestamp, i128) 
 impl Plan {
     /// The mtime the plan gives a restored entry whose mtime in B is `b`.
     pub fn restored_mtime(&self, b: Timestamp) -> Timestamp {
-        if self.shifted_back_nanos > 0 && b >= self.shifted_from {
-            b.minus_nanos(self.shifted_back_nanos)
-        } else {
-            b
-        }
+        shifted_back(b, self.shifted_from, self.shifted_back_nanos)
+    }
+}
+
+/// `t` moved back by `nanos` if it is at or after `from` (`clock_shift`).
+fn shifted_back(t: Timestamp, from: Timestamp, nanos: i128) -> Timestamp {
+    if nanos > 0 && t >= from {
+        t.minus_nanos(nanos)
+    } else {
+        t
     }
 }
 

@@ -4,7 +4,7 @@
 //! left alone, regions narrowed to gcc's piece boundaries.
 
 use super::{Candidate, Inner};
-use crate::rewrite::store_path::{is_base32, HASH_LEN};
+use crate::rewrite::store_path::{is_base32, is_name_char, HASH_LEN};
 use aho_corasick::Input;
 
 /// Bytes of a window: the smallest gcc piece that carries hash characters.
@@ -227,12 +227,6 @@ impl Extent {
     fn score(&self) -> (usize, usize, bool) {
         (self.hi - self.lo, self.agreed, self.complete)
     }
-}
-
-/// Characters Nix allows in a store path name (and so in a path component
-/// that would continue the root).
-fn is_name_char(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b"+-._?=".contains(&b)
 }
 
 #[cfg(test)]

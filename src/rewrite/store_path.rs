@@ -1,4 +1,4 @@
-//! Nix store paths: parsing, and rewriting a build's own paths inside files.
+//! Nix store paths: parsing, and finding them in text.
 
 /// Characters of Nix's base-32 alphabet (no `e`, `o`, `u`, `t`).
 pub const NIX_BASE32: &[u8; 32] = b"0123456789abcdfghijklmnpqrsvwxyz";
@@ -66,7 +66,7 @@ impl std::fmt::Display for StorePath {
 }
 
 /// Characters Nix allows in a store path name.
-fn is_name_char(b: u8) -> bool {
+pub(crate) fn is_name_char(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b"+-._?=".contains(&b)
 }
 

@@ -14,29 +14,28 @@ const CHUNK: usize = 256 * 1024;
 impl Rewriter {
     /// Streaming [`Rewriter::hash`]: `(hash, bytes read)` in bounded memory.
     pub fn hash_reader(&self, reader: impl Read) -> io::Result<(u128, u64)> {
+        self.hash_reader_chunked(reader, CHUNK)
+    }
+
+    /// Streaming copy that rewrites on the way, in bounded memory; returns
+    /// the number of bytes copied.
+    pub fn copy_rewriting(&self, reader: impl Read, mut writer: impl Write) -> io::Result<u64> {
+        self.stream_chunked(reader, CHUNK, |bytes| writer.write_all(bytes))
+    }
+
+    /// [`Rewriter::hash_reader`] reading `chunk` bytes at a time (the tests
+    /// use small chunks to exercise chunk boundaries with small inputs).
+    fn hash_reader_chunked(&self, reader: impl Read, chunk: usize) -> io::Result<(u128, u64)> {
         let mut hasher = xxhash_rust::xxh3::Xxh3::new();
-        let total = self.stream(reader, |bytes| {
+        let total = self.stream_chunked(reader, chunk, |bytes| {
             hasher.update(bytes);
             Ok(())
         })?;
         Ok((hasher.digest128(), total))
     }
 
-    /// Streaming copy that rewrites on the way, in bounded memory; returns
-    /// the number of bytes copied.
-    pub fn copy_rewriting(&self, reader: impl Read, mut writer: impl Write) -> io::Result<u64> {
-        self.stream(reader, |bytes| writer.write_all(bytes))
-    }
-
-    /// Feeds the rewritten content of `reader` to `emit`, in order.
-    fn stream(
-        &self,
-        reader: impl Read,
-        emit: impl FnMut(&[u8]) -> io::Result<()>,
-    ) -> io::Result<u64> {
-        self.stream_chunked(reader, CHUNK, emit)
-    }
-
+    /// Feeds the rewritten content of `reader` to `emit`, in order, reading
+    /// `chunk` bytes at a time.
     fn stream_chunked(
         &self,
         mut reader: impl Read,
@@ -108,20 +107,6 @@ fn read_some(reader: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             r => return r,
         }
-    }
-}
-
-#[cfg(test)]
-impl Rewriter {
-    /// [`Rewriter::hash_reader`] with a small internal chunk, to exercise
-    /// chunk boundaries with small inputs.
-    fn hash_reader_chunked(&self, reader: impl Read, chunk: usize) -> io::Result<(u128, u64)> {
-        let mut hasher = xxhash_rust::xxh3::Xxh3::new();
-        let total = self.stream_chunked(reader, chunk, |bytes| {
-            hasher.update(bytes);
-            Ok(())
-        })?;
-        Ok((hasher.digest128(), total))
     }
 }
 
