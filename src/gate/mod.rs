@@ -178,7 +178,11 @@ impl<'a> SourceChanges<'a> {
         let mut changes = SourceChanges::default();
         let (p, c) = (before.entries(), now.entries());
         let (mut i, mut j) = (0, 0);
-        let own = |e: &Entry| e.path.as_bytes().starts_with(RECORD_DIR.as_bytes());
+        let own = |e: &Entry| {
+            let path = e.path.as_bytes();
+            path.strip_prefix(RECORD_DIR.as_bytes())
+                .is_some_and(|rest| rest.is_empty() || rest.starts_with(b"/"))
+        };
         while i < p.len() || j < c.len() {
             match (p.get(i), c.get(j)) {
                 (Some(a), Some(b)) if a.path == b.path => {

@@ -433,6 +433,21 @@ fn own_records_are_not_source_changes() {
     assert!(changes.changed.is_empty() && changes.added.is_empty() && changes.removed.is_empty());
 }
 
+/// Only the record directory is nix-checkpoint's own: a user's file whose
+/// name merely starts like it is a source like any other.
+#[test]
+fn a_file_named_like_the_record_directory_is_a_source() {
+    let p = m(vec![file(".nckp-configure.bak", 1), file("a.c", 1)]);
+    let c = m(vec![
+        file(".nckp-configure.bak", 2),
+        file(".nckp-configurex", 3),
+        file("a.c", 1),
+    ]);
+    let changes = SourceChanges::between(&p, &c);
+    assert_eq!(changes.changed, vec![&rp(".nckp-configure.bak")]);
+    assert_eq!(changes.added, vec![&rp(".nckp-configurex")]);
+}
+
 #[test]
 fn a_header_without_dependency_files_falls_back_for_make_only() {
     let gate = |tool| {
