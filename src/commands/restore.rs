@@ -1,7 +1,7 @@
 use super::report::{Configure, FallBack, Outcome, RestoreReport, RestoreTimes};
 use super::seconds;
 use crate::checkpoint::pack::PackReader;
-use crate::checkpoint::{BUDGET_PER_TREE_ENTRY, MEMORY_BUDGET};
+use crate::checkpoint::{CheckpointError, BUDGET_PER_TREE_ENTRY, MEMORY_BUDGET};
 use crate::config::TreeConfig;
 use crate::error::Error;
 use crate::gate::{self, BuildTool, ConfigureReads, Gate, SourceChanges, Stage};
@@ -113,8 +113,19 @@ pub fn run(
     }
     // The tree first: the checkpoint may take memory in proportion to it.
     let checked = Instant::now();
-    let now_scan = scan::scan(&tree.root, &tree.exclusions, &Rewriter::masking(&tree.info))?;
+    let mut now_scan = scan::scan(&tree.root, &tree.exclusions, &Rewriter::masking(&tree.info))?;
     let checked_secs = seconds(checked);
+    // Printed whatever the outcome, fallbacks included.
+    let mut warnings = std::mem::take(&mut now_scan.warnings);
+    // A checkpoint restore cannot use: an error, or with
+    // `--fallback-on-error` a fallback, the tree untouched either way.
+    let unusable = |e: CheckpointError, warnings: Vec<String>| -> Result<Outcome, Error> {
+        if options.fallback_on_error {
+            Ok(fall_back(FallBack::Unusable(e), started, warnings))
+        } else {
+            Err(e.into())
+        }
+    };
     let budget =
         MEMORY_BUDGET.saturating_add(BUDGET_PER_TREE_ENTRY.saturating_mul(now_scan.manifest.len()));
     // Everything restore refuses for the checkpoint alone, as `verify` does.
@@ -122,14 +133,10 @@ pub fn run(
         .and_then(|r| super::verify::check_restorable(&r, Timestamp::now()).map(|()| r))
     {
         Ok(reader) => reader,
-        Err(e) if options.fallback_on_error => {
-            return Ok(fall_back(FallBack::Unusable(e), started, Vec::new()))
-        }
-        Err(e) => return Err(e.into()),
+        Err(e) => return unusable(e, warnings),
     };
     let checkpoint_data = reader.checkpoint();
     let old = &checkpoint_data.info;
-    let mut warnings = Vec::new();
     let compared = Instant::now();
     let recipe_diff = recipe::compare(&old.recipe, &tree.info.recipe);
     let recipe_secs = compared.elapsed().as_secs_f64();
@@ -137,8 +144,6 @@ pub fn run(
         Ok(rewriter) => rewriter,
         Err(e) => return Ok(fall_back(FallBack::Relocation(e), started, warnings)),
     };
-
-    warnings.extend(now_scan.warnings);
 
     let tool = BuildTool::of(&checkpoint_data.after);
     let changes = SourceChanges::between(&checkpoint_data.before, &now_scan.manifest);
@@ -225,10 +230,7 @@ pub fn run(
         _ => None,
     });
     if let Err(e) = reader.verify_blobs(needed) {
-        if options.fallback_on_error {
-            return Ok(fall_back(FallBack::Unusable(e), started, warnings));
-        }
-        return Err(e.into());
+        return unusable(e, warnings);
     }
 
     let applied = match crate::apply::apply(&tree.root, &plan, &reader, &rewriter) {
@@ -236,16 +238,13 @@ pub fn run(
         // Refused before the first write: say which checkpoint and what to
         // do, like every other unsafe checkpoint, and honour the fallback.
         Err(e @ crate::apply::ApplyError::UnsafePlan { .. }) => {
-            let e = crate::checkpoint::CheckpointError::Unsafe {
+            let e = CheckpointError::Unsafe {
                 role: crate::checkpoint::Role::Checkpoint,
                 path: reader.path().to_owned(),
                 op: crate::checkpoint::error::Op::CheckRestorePlan,
                 detail: crate::checkpoint::error::DecodeError::Unrestorable(e.to_string()).into(),
             };
-            if options.fallback_on_error {
-                return Ok(fall_back(FallBack::Unusable(e), started, warnings));
-            }
-            return Err(e.into());
+            return unusable(e, warnings);
         }
         Err(e) => return Err(e.into()),
     };

@@ -116,6 +116,32 @@ fn save_without_snapshot_is_exit_4_naming_the_state() {
     assert!(!ws.checkpoint("cp").exists());
 }
 
+/// The scan's warnings are printed on every outcome, the early fallbacks
+/// (an unusable checkpoint with --fallback-on-error) included.
+#[test]
+fn scan_warnings_are_printed_when_restore_falls_back() {
+    let ws = Workspace::new();
+    let root = fresh_sources(&ws);
+    nix::unistd::mkfifo(
+        &root.join("pipe"),
+        nix::sys::stat::Mode::from_bits_truncate(0o644),
+    )
+    .unwrap();
+    let out = ws.run(&[
+        "restore",
+        "--fallback-on-error",
+        "--root",
+        root.to_str().unwrap(),
+        "/nonexistent/checkpoint",
+    ]);
+    assert_eq!(code(&out), 3, "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("warning:") && stderr(&out).contains("pipe"),
+        "{}",
+        stderr(&out)
+    );
+}
+
 #[test]
 fn missing_checkpoint_is_exit_5_and_a_fallback_when_asked() {
     let ws = Workspace::new();
