@@ -2,7 +2,7 @@
 
 /// The exit codes of `nix-checkpoint`. Values are part of the interface:
 /// never renumber, only add.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 #[repr(u8)]
 pub enum ExitCode {
     /// Done as asked.

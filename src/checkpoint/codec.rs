@@ -192,9 +192,6 @@ impl<'a> Dec<'a> {
         }
         self.take(n)
     }
-    /// A `u32` count of items of at least `min_size` bytes each, checked
-    /// against `max` and against the bytes actually left, so that nothing is
-    /// ever allocated from an unchecked count.
     /// Charges `bytes` of memory against the budget before they are
     /// allocated; refuses once the total would exceed it.
     pub fn charge(&mut self, bytes: usize, what: impl FnOnce() -> Charge) -> DecResult<()> {
@@ -209,6 +206,9 @@ impl<'a> Dec<'a> {
         Ok(())
     }
 
+    /// A `u32` count of items of at least `min_size` bytes each, checked
+    /// against `max` and against the bytes actually left, so that nothing is
+    /// ever allocated from an unchecked count.
     pub fn count(&mut self, min_size: usize, max: usize, what: &'static str) -> DecResult<usize> {
         let n = self.u32()? as usize;
         if n > max {
@@ -572,12 +572,6 @@ pub fn compress_section(raw: &[u8], level: i32) -> io::Result<(u8, Vec<u8>)> {
     }
 }
 
-/// Reads `[offset, offset + buf.len())` of the file exactly (file
-/// offsets: for the header).
-pub fn pread_exact(file: &File, buf: &mut [u8], offset: u64) -> io::Result<()> {
-    file.read_exact_at(buf, offset)
-}
-
 /// Writes a container (`docs/format.md`): the header, whatever lies before
 /// the section (a pack's blobs), the section, then the trailer that
 /// describes it. The one place that lays out a header and a trailer: the
@@ -690,7 +684,8 @@ pub fn open_container(
     // short file with a matching prefix is a truncated one.
     let mut header = [0u8; HEADER_LEN as usize];
     let have = len.min(HEADER_LEN) as usize;
-    pread_exact(&file, &mut header[..have], 0).io_context(|| reading(Op::ReadHeader))?;
+    file.read_exact_at(&mut header[..have], 0)
+        .io_context(|| reading(Op::ReadHeader))?;
     let magic_have = have.min(8);
     if header[..magic_have] != magic[..magic_have] {
         return Err(unsupported(Op::ReadHeader, DecodeError::WrongMagic(role)));

@@ -540,11 +540,11 @@ impl crate::error::WithSource for Reading<'_> {
                 detail,
             };
         }
-        // ENOTDIR: a path component is a file (`io::ErrorKind::NotADirectory`
-        // needs Rust 1.83).
-        if source.kind() == io::ErrorKind::NotFound
-            || source.raw_os_error() == Some(nix::errno::Errno::ENOTDIR as i32)
-        {
+        // NotADirectory: a path component is a file.
+        if matches!(
+            source.kind(),
+            io::ErrorKind::NotFound | io::ErrorKind::NotADirectory
+        ) {
             CheckpointError::Missing {
                 role,
                 path,
@@ -627,20 +627,6 @@ impl CheckpointError {
             _ => ExitCode::CheckpointUnsafe,
         }
     }
-
-    /// The file the error is about.
-    pub fn path(&self) -> &std::path::Path {
-        match self {
-            CheckpointError::Missing { path, .. }
-            | CheckpointError::Read { path, .. }
-            | CheckpointError::Corrupt { path, .. }
-            | CheckpointError::Unsupported { path, .. }
-            | CheckpointError::Unsafe { path, .. }
-            | CheckpointError::Write { path, .. }
-            | CheckpointError::TreeRead { path, .. }
-            | CheckpointError::InvalidInput { path, .. } => path,
-        }
-    }
 }
 
 #[cfg(test)]
@@ -717,7 +703,7 @@ mod tests {
     }
 
     /// A bad guard byte met while reading comes back inside the `io::Error`
-    /// as a `DecodeError`: damage, exit 7, with the guard's own message.
+    /// as a `DecodeError`: damage, exit 6, with the guard's own message.
     #[test]
     fn a_bad_guard_read_is_corrupt() {
         use crate::error::IoContext;

@@ -231,11 +231,8 @@ fn round_trip_at_each_level_and_memory_budget() {
             let via_trait = crate::apply::BlobSource::read_blob(&pack, b.hash).unwrap();
             assert_eq!(&via_trait, &fx.contents[&b.hash]);
             let mut streamed = Vec::new();
-            pack.stream_blob(b.hash, &mut |c| {
-                streamed.extend_from_slice(c);
-                Ok(())
-            })
-            .unwrap();
+            let identity = crate::rewrite::Rewriter::identity();
+            crate::apply::BlobSource::stream_blob(&pack, b.hash, &identity, &mut streamed).unwrap();
             assert_eq!(&streamed, &fx.contents[&b.hash]);
         }
         let v = pack.verify().unwrap();
@@ -941,8 +938,7 @@ fn pack_needing_more_memory_than_the_budget_is_refused_before_decoding() {
 
 // ------------------------------------------------- no store path in a pack
 
-/// Nix's base-32 alphabet: the characters of a store path's hash.
-const NIX_BASE32: &[u8] = b"0123456789abcdfghijklmnpqrsvwxyz";
+use crate::rewrite::store_path::NIX_BASE32;
 
 /// The longest run of consecutive bytes of `bytes` that are all in the
 /// base-32 alphabet. Nix records a reference to a store path when its
@@ -951,7 +947,11 @@ const NIX_BASE32: &[u8] = b"0123456789abcdfghijklmnpqrsvwxyz";
 fn longest_base32_run(bytes: &[u8]) -> usize {
     let (mut run, mut longest) = (0, 0);
     for b in bytes {
-        run = if NIX_BASE32.contains(b) { run + 1 } else { 0 };
+        run = if crate::rewrite::store_path::is_base32(*b) {
+            run + 1
+        } else {
+            0
+        };
         longest = longest.max(run);
     }
     longest

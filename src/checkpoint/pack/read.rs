@@ -14,7 +14,7 @@ use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 use xxhash_rust::xxh3::Xxh3;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct VerifyStats {
     pub blobs: u64,
     pub raw_bytes: u64,
@@ -127,20 +127,6 @@ impl PackReader {
             Ok(())
         })?;
         Ok(data)
-    }
-
-    /// Streams a blob's content to `sink` in chunks. The checksum is only
-    /// known at the end: on `Err`, whatever `sink` received must be
-    /// discarded. (Restore streams through [`crate::apply::BlobSource`].)
-    #[cfg(test)]
-    pub(crate) fn stream_blob(
-        &self,
-        hash: ContentHash,
-        sink: &mut dyn FnMut(&[u8]) -> Result<(), CheckpointError>,
-    ) -> Result<u64, CheckpointError> {
-        let rec = self.record(hash)?;
-        self.stream_record(rec, sink)?;
-        Ok(rec.raw_size)
     }
 
     /// Decompresses and checks the blobs with these hashes (each once), in

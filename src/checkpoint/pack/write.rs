@@ -52,7 +52,7 @@ impl Default for WriteOptions {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Default, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct WriteStats {
     /// The pack written (`DIR/checkpoint.nckp`).
     pub path: PathBuf,
