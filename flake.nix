@@ -13,6 +13,14 @@
 
       checkpointBuildToolsFor = nix-checkpoint:
         import ./nix/checkpoint-build-tools.nix { inherit nix-checkpoint; };
+      # ... with a package set's lib and config: the deprecated alias warns
+      # through lib.warn and exists only under config.allowAliases.
+      checkpointBuildToolsIn = pkgs: nix-checkpoint:
+        import ./nix/checkpoint-build-tools.nix {
+          inherit nix-checkpoint;
+          lib = pkgs.lib or null;
+          config = pkgs.config or { };
+        };
     in
     {
       # A static binary: it runs in any sandbox, whatever the stdenv.
@@ -23,14 +31,14 @@
 
       overlays.default = final: prev: {
         nix-checkpoint = final.callPackage ./nix/package.nix { };
-        checkpointBuildTools = checkpointBuildToolsFor final.nix-checkpoint;
+        checkpointBuildTools = checkpointBuildToolsIn final final.nix-checkpoint;
       };
 
       lib = {
         # checkpointBuildTools for a given nix-checkpoint package.
         checkpointBuildTools = checkpointBuildToolsFor;
         # ... and for a nixpkgs package set, with this flake's static binary.
-        forPkgs = pkgs: checkpointBuildToolsFor self.packages.${pkgs.stdenv.hostPlatform.system}.default;
+        forPkgs = pkgs: checkpointBuildToolsIn pkgs self.packages.${pkgs.stdenv.hostPlatform.system}.default;
       };
 
       # What users run, built: the flake's static package (its check phase

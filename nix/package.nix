@@ -4,10 +4,11 @@
 # it with pkgsStatic for a static binary.
 #
 # The check phase runs the whole `cargo test` in the sandbox: unprivileged,
-# no network, HOME=/homeless-shelter. Tests needing root (mount, mknod,
-# setpriv) skip themselves there, printing "<test>: skipped: needs root
-# (...)" (tests/it/util/skip.rs). Tests needing a build tool get it here
-# (nativeCheckInputs, and make from stdenv); with
+# no network, HOME=/homeless-shelter. Tests needing root for mount and
+# setpriv are #[ignore]d (named root_: scripts/test.sh runs them as root),
+# and the special-files test adds device nodes (mknod) only as root.
+# Tests needing a build tool get it here (nativeCheckInputs, and make from
+# stdenv; skipping is tests/it/util/skip.rs's business); with
 # NIX_CHECKPOINT_TESTS_REQUIRE_TOOLS=1 a missing tool fails its test rather
 # than skipping it, so these inputs are checked to be enough. No test uses
 # meson, and peak RSS is measured without /usr/bin/time

@@ -226,7 +226,11 @@ _nixCheckpointPrepare() { # before-configure | after-configure
   local _nckpRc=0 _nckpStateFile _nckpVars
   _nckpStateFile=$(_nixCheckpointStateFile)
   _nckpVars=$(_nixCheckpointVarsFile)
-  _nixCheckpointDumpVars "$_nckpVars"
+  # The recipe is only read by snapshot and restore: a build that asks for
+  # neither pays nothing.
+  if _nixCheckpointHasOutput || [ -n "${nixCheckpointRestore:-}" ]; then
+    _nixCheckpointDumpVars "$_nckpVars"
+  fi
   if _nixCheckpointHasOutput; then
     echo "nix-checkpoint: snapshot of $NIX_BUILD_TOP"
     _nixCheckpoint snapshot --root "$NIX_BUILD_TOP" --state "$_nckpStateFile" --shell-vars "$_nckpVars" || _nckpRc=$?

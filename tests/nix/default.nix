@@ -138,7 +138,7 @@ let
     autoreconfHook = hookPackage "autoreconf-hook" ./hooks/autoreconf.sh;
     inherit fixture;
 
-    # A tool only the checks use (a check input), with a setup hook.
+    # A tool only the checks use (a check input).
     checkTool = mkDerivation {
       name = "check-tool-1";
       dontUnpack = true; dontConfigure = true; dontBuild = true;

@@ -96,6 +96,11 @@ let
     (assert' "lib.checkpointBuildTools is a function" (builtins.isFunction outputs.lib.checkpointBuildTools))
     (assert' "lib.forPkgs uses the static package"
       ((outputs.lib.forPkgs stubPkgs).nix-checkpoint.outPath == pkg.outPath))
+    (assert' "lib.forPkgs and the overlay follow config.allowAliases"
+      (let noAliases = stubPkgs // { config.allowAliases = false; }; in
+       !(outputs.lib.forPkgs noAliases ? mkCheckpointedBuild)
+       && !((let final = noAliases // outputs.overlays.default final noAliases; in final)
+              .checkpointBuildTools ? mkCheckpointedBuild)))
     (assert' "checks: the manual's example restores the prepared hello's checkpoint"
       (toString inc.drvAttrs.nixCheckpointRestore == checks.hello-checkpoint.checkpoint.outPath
        && checks.hello-checkpoint.checkpoint.outPath != checks.hello-checkpoint.outPath))

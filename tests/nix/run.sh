@@ -69,17 +69,15 @@ build() {
 }
 
 # prebuild ATTR...: builds them all in one nix-build, two at a time, so that
-# the checks below find them built. Failures show up in those checks.
+# the checks below find them built. Failures show up in those checks, whose
+# `build` builds again what failed here (and retries a killed builder).
 prebuild() {
   local args=() a
   for a in "$@"; do args+=(-A "$a"); done
   mkdir -p "$WORK/logs/$SE"
-  local try
-  for try in 1 2 3; do
-    # shellcheck disable=SC2046
-    nix-build "${NIX_OPTS[@]}" "$CASES" --no-out-link $(nixargs) --max-jobs 2 --cores 1 \
-      --keep-going "${args[@]}" > /dev/null 2>> "$WORK/logs/$SE/prebuild.log" && break
-  done
+  # shellcheck disable=SC2046
+  nix-build "${NIX_OPTS[@]}" "$CASES" --no-out-link $(nixargs) --max-jobs 2 --cores 1 \
+    --keep-going "${args[@]}" > /dev/null 2>> "$WORK/logs/$SE/prebuild.log" || true
 }
 
 # The build log of a store path (STORE optional: a --store URI).
