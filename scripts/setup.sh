@@ -53,6 +53,12 @@ for i in $(seq 1 4); do
 done
 mkdir -p /nix/store /nix/var/nix
 
+# clippy, for test.sh's check of the declared rust-version (rustup's
+# default profile has it; a minimal one does not).
+if command -v rustup >/dev/null && ! cargo clippy --version >/dev/null 2>&1; then
+  rustup component add clippy
+fi
+
 # GNU hello 2.10, as Debian ships it (hello_2.10.orig.tar.gz).
 mkdir -p "$CACHE/hello"
 if ! ls "$CACHE"/hello/hello_2.10.orig.tar.* >/dev/null 2>&1; then

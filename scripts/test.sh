@@ -11,7 +11,6 @@ echo "== cargo test (unit, property, integration)"
 # Here every tool is installed: a test that would skip for want of one fails.
 NIX_CHECKPOINT_TESTS_REQUIRE_TOOLS=1 INSTA_UPDATE=no cargo test --locked --all-targets
 # rust-version in Cargo.toml is true: no std API newer than it (clippy.toml: tests too).
-cargo clippy --version >/dev/null 2>&1 || rustup component add clippy
 cargo clippy --locked --all-targets -- -D clippy::incompatible_msrv
 # The tests that need root (mount, setpriv), ignored in an unprivileged run.
 NIX_CHECKPOINT_TESTS_REQUIRE_TOOLS=1 cargo test --locked --test it -- --ignored hardening::root_

@@ -13,16 +13,17 @@ mkdir -p "$CACHE/zlib"
 ls "$CACHE"/zlib/zlib_*.orig.tar.* >/dev/null 2>&1 || (cd "$CACHE/zlib" && apt-get source --download-only zlib >&2)
 src=$(ls "$CACHE"/zlib/zlib_*.orig.tar.* | head -n 1)
 run=$(date +%s%N)
+logs=$(mktemp -d "${TMPDIR:-/tmp}/zlib-bench.XXXXXX")
 nb() { # ATTR: output path (builds Nix reports killed by signal 9 are retried)
   local try
   for try in 1 2 3 4 5; do
     nix-build --option substituters '' --option sandbox true \
       --option extra-sandbox-paths '/bin /usr /lib /lib64 /etc/alternatives' \
       bench/real/zlib.nix --no-out-link --argstr nixCheckpointBin "$bin" --arg src "$src" --argstr run "$run" \
-      -A "$1" 2> "/tmp/zlib-$1.log" && return 0
-    grep -q 'failed due to signal 9 (Killed)' "/tmp/zlib-$1.log" || break
+      -A "$1" 2> "$logs/$1.log" && return 0
+    grep -q 'failed due to signal 9 (Killed)' "$logs/$1.log" || break
   done
-  cat "/tmp/zlib-$1.log" >&2; return 1
+  cat "$logs/$1.log" >&2; return 1
 }
 same=tests/nix/same-modulo-hash.py
 plain=$(nb plain) prepared=$(nb prepared)
@@ -31,6 +32,6 @@ for c in source header flags; do
   t0=$(date +%s.%N); inc=$(nb "$c.inc"); t1=$(date +%s.%N); clean=$(nb "$c.clean"); t2=$(date +%s.%N)
   units=$(nix-store -l "$inc" | awk '/^Running phase: buildPhase$/ { p = 1 } p && /^nix-checkpoint-test: compiled / { print $3 }' | sed 's|^[^/]*/||' | sort -u | wc -l)
   echo "== $c: $(nix-store -l "$inc" | grep -o 'nix-checkpoint: restore: [^;(]*' | head -n 1 | cut -c26-)"
-  printf '   incremental %.1f s (%s units), clean %.1f s, %s\n' "$(echo "$t1 - $t0" | bc)" "$units" "$(echo "$t2 - $t1" | bc)" \
+  printf '   incremental %.1f s (%s units), clean %.1f s, %s\n' "$(python3 -c "print($t1 - $t0)")" "$units" "$(python3 -c "print($t2 - $t1)")" \
     "$(python3 "$same" "$inc" "$clean" >/dev/null && echo 'equal to the clean build' || echo 'DIFFERENT from the clean build')"
 done
