@@ -26,7 +26,7 @@ const RSS_LIMIT_KIB: i64 = 100 * 1024;
 
 use crate::util::skip::is_root;
 
-/// A small source tree in the arena's root.
+/// A small source tree in the workspace's root.
 fn populate_sources(root: &Path) {
     std::fs::create_dir_all(root.join("src/sub")).unwrap();
     std::fs::write(root.join("src/main.c"), "int main(void){return 0;}\n").unwrap();
@@ -46,20 +46,20 @@ fn populate_sources(root: &Path) {
 /// Peak memory stays bounded throughout.
 #[test]
 fn hostile_checkpoints_are_refused_before_the_first_write() {
-    let mut arena = Workspace::new();
-    populate_sources(&arena.root());
-    let cases = hostile_packs(&arena.root_bytes());
+    let mut ws = Workspace::new();
+    populate_sources(&ws.root());
+    let cases = hostile_packs(&ws.root_bytes());
     let mut dirs = Vec::new();
     for (i, c) in cases.iter().enumerate() {
-        dirs.push(arena.put_pack(&format!("cp{i}"), &c.bytes));
+        dirs.push(ws.put_pack(&format!("cp{i}"), &c.bytes));
     }
-    arena.seal(&[]);
-    let tree = picture(&arena.root());
+    ws.seal(&[]);
+    let tree = picture(&ws.root());
     let mut max_rss = 0;
     for (c, dir) in cases.iter().zip(&dirs) {
         let pack = dir.join("checkpoint.nckp");
         for target in [dir, &pack] {
-            let run = arena.run_restore(target, &[]);
+            let run = ws.run_restore(target, &[]);
             let what = format!("{} ({})", c.name, target.display());
             run.assert_code(c.code.into(), &what)
                 .assert_stderr_has(&pack.display().to_string(), &what)
@@ -77,18 +77,18 @@ fn hostile_checkpoints_are_refused_before_the_first_write() {
                 "{what}: {} KiB",
                 run.max_rss_kib
             );
-            assert_same(&what, &tree, &picture(&arena.root()));
-            arena.check(&what);
+            assert_same(&what, &tree, &picture(&ws.root()));
+            ws.check(&what);
         }
-        let run = arena.run_restore(dir, &["--fallback-on-error"]);
+        let run = ws.run_restore(dir, &["--fallback-on-error"]);
         run.assert_code(3, &format!("{} with --fallback-on-error", c.name))
             .assert_stderr_has("NOTHING RESTORED", &c.name)
             .assert_stderr_has(c.reason, &c.name);
-        assert_same(&c.name, &tree, &picture(&arena.root()));
-        arena.check(&c.name);
+        assert_same(&c.name, &tree, &picture(&ws.root()));
+        ws.check(&c.name);
         // verify refuses the same (it checks blobs too, and everything
         // restore checks before writing: "intact" means "restorable").
-        let run = run_args(&["verify", dir.to_str().unwrap()]);
+        let run = run_strs(&["verify", dir.to_str().unwrap()]);
         assert_eq!(
             run.code,
             i32::from(c.code),
@@ -108,7 +108,7 @@ fn hostile_checkpoints_are_refused_before_the_first_write() {
             c.name,
             run.max_rss_kib
         );
-        arena.check(&c.name);
+        ws.check(&c.name);
     }
     eprintln!(
         "{} hostile checkpoints refused; peak RSS {max_rss} KiB",
@@ -116,52 +116,45 @@ fn hostile_checkpoints_are_refused_before_the_first_write() {
     );
 }
 
-fn run_args(args: &[&str]) -> Run {
-    let args: Vec<&OsStr> = args.iter().map(OsStr::new).collect();
-    run(&args)
-}
-
 #[test]
 fn missing_checkpoint_is_exit_5_naming_the_file() {
-    let mut arena = Workspace::new();
-    populate_sources(&arena.root());
-    arena.seal(&[]);
-    let tree = picture(&arena.root());
+    let mut ws = Workspace::new();
+    populate_sources(&ws.root());
+    ws.seal(&[]);
+    let tree = picture(&ws.root());
     for missing in [
-        arena.store().join("nope"),
-        arena.store().join("nope/checkpoint.nckp"),
+        ws.store().join("nope"),
+        ws.store().join("nope/checkpoint.nckp"),
     ] {
-        let run = arena.run_restore(&missing, &[]);
+        let run = ws.run_restore(&missing, &[]);
         run.assert_code(5, "missing")
             .assert_stderr_has("nope", "missing")
             .assert_stderr_has("not found", "missing")
             .assert_stderr_has("prepareCheckpointBuild", "missing");
-        arena
-            .run_restore(&missing, &["--fallback-on-error"])
+        ws.run_restore(&missing, &["--fallback-on-error"])
             .assert_code(3, "missing, fallback")
             .assert_stderr_has("NOTHING RESTORED", "missing, fallback")
             .assert_stderr_has("not found", "missing, fallback");
     }
     // An existing directory without a pack is missing too.
-    std::fs::create_dir_all(arena.store().join("empty")).unwrap();
-    arena.seal(&[]);
-    arena
-        .run_restore(&arena.store().join("empty"), &[])
+    std::fs::create_dir_all(ws.store().join("empty")).unwrap();
+    ws.seal(&[]);
+    ws.run_restore(&ws.store().join("empty"), &[])
         .assert_code(5, "empty checkpoint dir");
-    assert_same("missing", &tree, &picture(&arena.root()));
-    arena.check("missing");
+    assert_same("missing", &tree, &picture(&ws.root()));
+    ws.check("missing");
 }
 
 /// A sound crafted pack is accepted and restored exactly (so each hostile
 /// case above is refused for its own reason, not for a crafting mistake).
 #[test]
 fn sound_crafted_pack_restores_exactly() {
-    let mut arena = Workspace::new();
-    let dir = arena.put_pack("sound", &sound_pack(&arena.root_bytes()).to_bytes());
-    arena.seal(&[]);
-    arena.run_restore(&dir, &[]).assert_code(0, "sound");
-    arena.check("sound");
-    let root = arena.root();
+    let mut ws = Workspace::new();
+    let dir = ws.put_pack("sound", &sound_pack(&ws.root_bytes()).to_bytes());
+    ws.seal(&[]);
+    ws.run_restore(&dir, &[]).assert_code(0, "sound");
+    ws.check("sound");
+    let root = ws.root();
     assert_eq!(std::fs::read(root.join("out/a.o")).unwrap(), b"object a");
     assert_eq!(
         std::fs::read(root.join("out/big")).unwrap(),
@@ -172,7 +165,7 @@ fn sound_crafted_pack_restores_exactly() {
         Path::new("a.o")
     );
     assert!(!root.join(MARKER).exists());
-    let run = run_args(&["verify", dir.to_str().unwrap()]);
+    let run = run_strs(&["verify", dir.to_str().unwrap()]);
     assert_eq!(run.code, 0, "{}", run.stderr);
 }
 
@@ -180,19 +173,19 @@ fn sound_crafted_pack_restores_exactly() {
 /// never followed, and nothing is ever written through it.
 #[test]
 fn checkpoint_symlinks_pointing_outside_are_created_not_followed() {
-    let mut arena = Workspace::new();
-    let canary = arena.canary();
-    let pack = RawPack::new(&arena.root_bytes())
+    let mut ws = Workspace::new();
+    let canary = ws.canary();
+    let pack = RawPack::new(&ws.root_bytes())
         .with_symlink(b"abs", canary.as_os_str().as_bytes())
         .with_symlink(b"rel", b"../canary")
         .with_symlink(b"owned", b"../canary/owned")
         .with_file(b"z-after", b"written after the links");
     let pack = sorted(pack);
-    let dir = arena.put_pack("links", &pack.to_bytes());
-    arena.seal(&[]);
-    arena.run_restore(&dir, &[]).assert_code(0, "links");
-    arena.check("links");
-    let root = arena.root();
+    let dir = ws.put_pack("links", &pack.to_bytes());
+    ws.seal(&[]);
+    ws.run_restore(&dir, &[]).assert_code(0, "links");
+    ws.check("links");
+    let root = ws.root();
     assert_eq!(
         std::fs::read_link(root.join("rel")).unwrap(),
         Path::new("../canary")
@@ -204,10 +197,10 @@ fn checkpoint_symlinks_pointing_outside_are_created_not_followed() {
 
 /// Snapshot of the sources, a "build" that makes products in `out/` (and
 /// `build/`, `deep/x/y`), a save into the store. Returns the checkpoint.
-fn real_checkpoint(arena: &Workspace, name: &str) -> PathBuf {
-    let root = arena.root();
+fn real_checkpoint(ws: &Workspace, name: &str) -> PathBuf {
+    let root = ws.root();
     populate_sources(&root);
-    arena.run_snapshot().assert_code(0, "snapshot");
+    ws.run_snapshot().assert_code(0, "snapshot");
     std::fs::create_dir_all(root.join("out")).unwrap();
     std::fs::create_dir_all(root.join("build/obj")).unwrap();
     std::fs::create_dir_all(root.join("deep/x/y")).unwrap();
@@ -222,19 +215,13 @@ fn real_checkpoint(arena: &Workspace, name: &str) -> PathBuf {
     std::fs::set_permissions(root.join("out/app"), std::fs::Permissions::from_mode(0o755)).unwrap();
     std::fs::write(root.join("deep/x/y/owned"), "product").unwrap();
     std::os::unix::fs::symlink("../out/app", root.join("build/app-link")).unwrap();
-    let cp = arena.store().join(name);
-    arena.run_save(&cp).assert_code(0, "save");
+    let cp = ws.store().join(name);
+    ws.run_save(&cp).assert_code(0, "save");
     cp
 }
 
-fn reset_root(arena: &Workspace) {
-    let root = arena.root();
-    if std::fs::symlink_metadata(&root).is_ok() {
-        crate::util::make_writable(&root);
-        std::fs::remove_dir_all(&root).unwrap();
-    }
-    std::fs::create_dir_all(&root).unwrap();
-    populate_sources(&root);
+fn reset_root(ws: &Workspace) {
+    populate_sources(&ws.fresh_root());
 }
 
 /// The user's tree has a symlink where the checkpoint has a directory
@@ -244,9 +231,9 @@ fn reset_root(arena: &Workspace) {
 /// through them.
 #[test]
 fn planted_symlinks_in_the_tree_are_kept_and_never_followed() {
-    let mut arena = Workspace::new();
-    let cp = real_checkpoint(&arena, "cp");
-    let canary = arena.canary();
+    let mut ws = Workspace::new();
+    let cp = real_checkpoint(&ws, "cp");
+    let canary = ws.canary();
     let plants: Vec<(&str, PathBuf)> = vec![
         ("build", canary.clone()),
         ("build", PathBuf::from("../canary")),
@@ -259,18 +246,18 @@ fn planted_symlinks_in_the_tree_are_kept_and_never_followed() {
         ("build/obj/f3.o", canary.join("owned")),
     ];
     for (at, target) in plants {
-        reset_root(&arena);
-        let root = arena.root();
+        reset_root(&ws);
+        let root = ws.root();
         let link = root.join(at);
         std::fs::create_dir_all(link.parent().unwrap()).unwrap();
         std::os::unix::fs::symlink(&target, &link).unwrap();
-        arena.seal(&[]);
+        ws.seal(&[]);
         let what = format!("{at} -> {}", target.display());
         for dry in [true, false] {
             let extra: &[&str] = if dry { &["--dry-run"] } else { &[] };
-            let run = arena.run_restore(&cp, extra);
+            let run = ws.run_restore(&cp, extra);
             run.assert_code(0, &what);
-            arena.check(&what);
+            ws.check(&what);
         }
         assert_eq!(
             std::fs::read_link(&link).unwrap(),
@@ -292,22 +279,22 @@ fn planted_symlinks_in_the_tree_are_kept_and_never_followed() {
 /// Non-UTF-8 names survive snapshot, save and restore byte for byte.
 #[test]
 fn non_utf8_names_round_trip() {
-    let mut arena = Workspace::new();
-    let root = arena.root();
+    let mut ws = Workspace::new();
+    let root = ws.root();
     let name = |b: &[u8]| PathBuf::from(OsStr::from_bytes(b));
     std::fs::create_dir_all(root.join(name(b"src-\xe9"))).unwrap();
     std::fs::write(root.join(name(b"src-\xe9/caf\xe9.c")), "x").unwrap();
-    arena.run_snapshot().assert_code(0, "snapshot");
+    ws.run_snapshot().assert_code(0, "snapshot");
     std::fs::create_dir_all(root.join(name(b"obj\xff\xfe"))).unwrap();
     std::fs::write(root.join(name(b"obj\xff\xfe/caf\xe9.o")), b"product \xff").unwrap();
     std::os::unix::fs::symlink(name(b"caf\xe9.o"), root.join(name(b"obj\xff\xfe/l\x80"))).unwrap();
-    let cp = arena.store().join("cp");
-    arena.run_save(&cp).assert_code(0, "save");
+    let cp = ws.store().join("cp");
+    ws.run_save(&cp).assert_code(0, "save");
     let expected = picture(&root.join(name(b"obj\xff\xfe")));
     std::fs::remove_dir_all(root.join(name(b"obj\xff\xfe"))).unwrap();
-    arena.seal(&[]);
-    arena.run_restore(&cp, &[]).assert_code(0, "restore");
-    arena.check("non-UTF-8");
+    ws.seal(&[]);
+    ws.run_restore(&cp, &[]).assert_code(0, "restore");
+    ws.check("non-UTF-8");
     let got = picture(&root.join(name(b"obj\xff\xfe")));
     // The directory's own mtime is restored too: compare everything.
     assert_eq!(expected, got);
@@ -324,8 +311,8 @@ fn mkfifo(path: &Path) {
 /// and save; hardlinks and symlink loops are ordinary entries.
 #[test]
 fn special_files_hardlinks_and_symlink_loops() {
-    let mut arena = Workspace::new();
-    let root = arena.root();
+    let mut ws = Workspace::new();
+    let root = ws.root();
     populate_sources(&root);
     mkfifo(&root.join("src/fifo"));
     let _sock = std::os::unix::net::UnixListener::bind(root.join("src/sock")).unwrap();
@@ -354,7 +341,7 @@ fn special_files_hardlinks_and_symlink_loops() {
     std::os::unix::fs::symlink("loop-a", root.join("src/loop-b")).unwrap();
     std::os::unix::fs::symlink("self", root.join("src/self")).unwrap();
     std::fs::hard_link(root.join("src/main.c"), root.join("src/main-hard.c")).unwrap();
-    let snap = with_timeout(|| arena.run_snapshot(), "snapshot with special files");
+    let snap = with_timeout(|| ws.run_snapshot(), "snapshot with special files");
     snap.assert_code(0, "snapshot");
     for s in &specials {
         snap.assert_stderr_has(s, "snapshot warning");
@@ -366,16 +353,16 @@ fn special_files_hardlinks_and_symlink_loops() {
     std::fs::hard_link(root.join("out/p.o"), root.join("out/p-hard.o")).unwrap();
     mkfifo(&root.join("out/fifo"));
     std::os::unix::fs::symlink("out-loop", root.join("out/out-loop")).unwrap();
-    let cp = arena.store().join("cp");
-    let save = with_timeout(|| arena.run_save(&cp), "save with special files");
+    let cp = ws.store().join("cp");
+    let save = with_timeout(|| ws.run_save(&cp), "save with special files");
     save.assert_code(0, "save")
         .assert_stderr_has("out/fifo", "save warning");
     // Restore into a fresh tree with the same specials.
     std::fs::remove_dir_all(root.join("out")).unwrap();
-    arena.seal(&[]);
-    let run = with_timeout(|| arena.run_restore(&cp, &[]), "restore with special files");
+    ws.seal(&[]);
+    let run = with_timeout(|| ws.run_restore(&cp, &[]), "restore with special files");
     run.assert_code(0, "restore");
-    arena.check("special files");
+    ws.check("special files");
     assert_eq!(std::fs::read(root.join("out/p.o")).unwrap(), b"product");
     assert_eq!(
         std::fs::read(root.join("out/p-hard.o")).unwrap(),
@@ -413,8 +400,8 @@ fn with_timeout<T: Send + 'static>(f: impl FnOnce() -> T + Send, what: &str) -> 
 /// Restore of a checkpoint into such a tree is refused the same way.
 #[test]
 fn ten_thousand_levels_of_nesting() {
-    let mut arena = Workspace::new();
-    let root = arena.root();
+    let mut ws = Workspace::new();
+    let root = ws.root();
     populate_sources(&root);
     // mkdirat one level at a time: the absolute path would exceed PATH_MAX.
     let mut fd = nix::fcntl::open(
@@ -442,8 +429,8 @@ fn ten_thousand_levels_of_nesting() {
     }
     std::fs::write("/dev/null", "").unwrap();
     nix::unistd::close(fd).unwrap();
-    arena.seal(&[]);
-    let run = with_timeout(|| arena.run_snapshot(), "deep snapshot");
+    ws.seal(&[]);
+    let run = with_timeout(|| ws.run_snapshot(), "deep snapshot");
     assert!(
         run.code == 9 || run.code == 0,
         "deep snapshot: exit {} {}",
@@ -459,7 +446,7 @@ fn ten_thousand_levels_of_nesting() {
         run.code,
         run.stderr.chars().take(300).collect::<String>()
     );
-    arena.check("deep");
+    ws.check("deep");
     // rm -rf copes with the depth; tempdir's cleanup may not.
     let st = Command::new("rm")
         .arg("-rf")
@@ -483,11 +470,11 @@ fn setpriv_nobody(args: &[&OsStr]) -> Run {
 fn root_unreadable_file_or_directory_is_exit_9_naming_it() {
     require_root!("setpriv, to run as nobody");
     require_tools!("setpriv");
-    let mut arena = Workspace::new();
-    std::fs::set_permissions(arena.dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
-    let root = arena.root();
+    let mut ws = Workspace::new();
+    std::fs::set_permissions(ws.dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let root = ws.root();
     populate_sources(&root);
-    let state_dir = arena.dir.path().join("state");
+    let state_dir = ws.dir.path().join("state");
     std::fs::create_dir(&state_dir).unwrap();
     std::fs::set_permissions(&state_dir, std::fs::Permissions::from_mode(0o777)).unwrap();
     let state = state_dir.join("s");
@@ -503,17 +490,11 @@ fn root_unreadable_file_or_directory_is_exit_9_naming_it() {
             std::fs::write(&p, "secret").unwrap();
         }
         std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o000)).unwrap();
-        arena.seal(&[&root]);
-        let run = setpriv_nobody(&[
-            "snapshot".as_ref(),
-            "--root".as_ref(),
-            root.as_os_str(),
-            "--state".as_ref(),
-            state.as_os_str(),
-        ]);
+        ws.seal(&[&root]);
+        let run = setpriv_nobody(&snapshot_args(&root, &state));
         run.assert_code(9, what).assert_stderr_has(path, what);
         assert!(!state.exists(), "{what}: no state after a failed snapshot");
-        arena.check(what);
+        ws.check(what);
         std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
         if is_dir {
             std::fs::remove_dir_all(&p).unwrap();
@@ -545,8 +526,8 @@ impl Drop for Mount {
 #[ignore = "needs root (mount, setpriv): run with cargo test --test it -- --ignored hardening::root_"]
 fn root_read_only_tree_snapshot_works() {
     require_root!("mount");
-    let mut arena = Workspace::new();
-    let root = arena.root();
+    let mut ws = Workspace::new();
+    let root = ws.root();
     assert!(mount_tmpfs(&root, "size=4m"), "mount tmpfs");
     let _m = Mount(root.clone());
     populate_sources(&root);
@@ -556,20 +537,20 @@ fn root_read_only_tree_snapshot_works() {
         .status()
         .unwrap()
         .success());
-    arena.seal(&[&root]);
-    arena.run_snapshot().assert_code(0, "read-only snapshot");
-    arena.check("read-only");
-    assert!(arena.state().exists());
+    ws.seal(&[&root]);
+    ws.run_snapshot().assert_code(0, "read-only snapshot");
+    ws.check("read-only");
+    assert!(ws.state().exists());
     // A restore there fails cleanly: it cannot even create its marker.
-    let cp = arena.store().join("none");
-    let pack = RawPack::new(&arena.root_bytes()).with_file(b"p.o", b"x");
-    let cp_dir = arena.put_pack("ro", &pack.to_bytes());
+    let cp = ws.store().join("none");
+    let pack = RawPack::new(&ws.root_bytes()).with_file(b"p.o", b"x");
+    let cp_dir = ws.put_pack("ro", &pack.to_bytes());
     let _ = cp;
-    arena.seal(&[&root]);
-    let run = arena.run_restore(&cp_dir, &[]);
+    ws.seal(&[&root]);
+    let run = ws.run_restore(&cp_dir, &[]);
     run.assert_code(10, "restore into a read-only tree")
         .assert_stderr_has("read-only", "restore ro");
-    arena.check("restore ro");
+    ws.check("restore ro");
 }
 
 // ------------------------------------------------ full disks
@@ -594,23 +575,23 @@ use nix_checkpoint::checkpoint::testing::leftovers;
 #[ignore = "needs root (mount, setpriv): run with cargo test --test it -- --ignored hardening::root_"]
 fn root_save_into_a_full_disk_is_exit_10_and_leaves_nothing() {
     require_root!("mount");
-    let mut arena = Workspace::new();
-    let root = arena.root();
+    let mut ws = Workspace::new();
+    let root = ws.root();
     populate_sources(&root);
-    arena.run_snapshot().assert_code(0, "snapshot");
+    ws.run_snapshot().assert_code(0, "snapshot");
     std::fs::write(root.join("big.o"), random_bytes(4 << 20, 7)).unwrap();
-    let small = arena.dir.path().join("outside");
+    let small = ws.dir.path().join("outside");
     assert!(mount_tmpfs(&small, "size=1m"));
     let _m = Mount(small.clone());
     for level in ["0", "3"] {
         let out = small.join(format!("cp{level}"));
-        arena.seal(&[&root]);
-        let run = run_args(&[
+        ws.seal(&[&root]);
+        let run = run_strs(&[
             "save",
             "--root",
             root.to_str().unwrap(),
             "--state",
-            arena.state().to_str().unwrap(),
+            ws.state().to_str().unwrap(),
             "--output",
             out.to_str().unwrap(),
             "--level",
@@ -624,7 +605,7 @@ fn root_save_into_a_full_disk_is_exit_10_and_leaves_nothing() {
             Vec::<String>::new(),
             "level {level}: left behind"
         );
-        arena.check("save full");
+        ws.check("save full");
     }
 }
 
@@ -634,41 +615,41 @@ fn root_save_into_a_full_disk_is_exit_10_and_leaves_nothing() {
 #[ignore = "needs root (mount, setpriv): run with cargo test --test it -- --ignored hardening::root_"]
 fn root_restore_into_a_full_disk_is_exit_10_then_11() {
     require_root!("mount");
-    let mut arena = Workspace::new();
-    let root = arena.root();
+    let mut ws = Workspace::new();
+    let root = ws.root();
     assert!(mount_tmpfs(&root, "size=4m"));
     let _m = Mount(root.clone());
     populate_sources(&root);
-    arena.run_snapshot().assert_code(0, "snapshot");
+    ws.run_snapshot().assert_code(0, "snapshot");
     std::fs::create_dir(root.join("out")).unwrap();
     for i in 0..6 {
         std::fs::write(root.join(format!("out/{i}.o")), random_bytes(400 << 10, i)).unwrap();
     }
-    let cp = arena.store().join("cp");
-    arena.run_save(&cp).assert_code(0, "save");
+    let cp = ws.store().join("cp");
+    ws.run_save(&cp).assert_code(0, "save");
     std::fs::remove_dir_all(root.join("out")).unwrap();
     // The user's tree now leaves about 1 MiB free: the restore needs 2.4.
     std::fs::write(root.join("filler"), random_bytes(3 << 20, 1)).unwrap();
-    arena.seal(&[]);
-    let run = arena.run_restore(&cp, &[]);
+    ws.seal(&[]);
+    let run = ws.run_restore(&cp, &[]);
     run.assert_code(10, "restore into a full disk")
         .assert_stderr_has("disk is full", "restore full")
         .assert_stderr_has(root.to_str().unwrap(), "restore full names the file");
-    arena.check("restore full");
+    ws.check("restore full");
     assert!(root.join(MARKER).exists(), "the marker must stay");
     for (what, run) in [
-        ("restore", arena.run_restore(&cp, &[])),
+        ("restore", ws.run_restore(&cp, &[])),
         (
             "restore --fallback-on-error",
-            arena.run_restore(&cp, &["--fallback-on-error"]),
+            ws.run_restore(&cp, &["--fallback-on-error"]),
         ),
-        ("snapshot", arena.run_snapshot()),
-        ("save", arena.run_save(&arena.store().join("cp2"))),
+        ("snapshot", ws.run_snapshot()),
+        ("save", ws.run_save(&ws.store().join("cp2"))),
     ] {
         run.assert_code(11, what)
             .assert_stderr_has("interrupted", what);
     }
-    arena.check("after full");
+    ws.check("after full");
 }
 
 // ------------------------------------------------ killed processes
@@ -711,34 +692,34 @@ fn kill_after(mut child: std::process::Child, delay_us: u64) -> bool {
 /// complete one that `verify` accepts; the next save succeeds.
 #[test]
 fn killed_save_leaves_no_checkpoint_or_a_valid_one() {
-    let mut arena = Workspace::new();
-    let root = arena.root();
+    let mut ws = Workspace::new();
+    let root = ws.root();
     populate_sources(&root);
-    arena.run_snapshot().assert_code(0, "snapshot");
+    ws.run_snapshot().assert_code(0, "snapshot");
     std::fs::create_dir(root.join("out")).unwrap();
     for i in 0..300 {
         std::fs::write(root.join(format!("out/{i}.o")), random_bytes(20 << 10, i)).unwrap();
     }
     std::fs::write(root.join("out/large"), random_bytes(24 << 20, 99)).unwrap();
     // As every save below dates them (it is then a no-op).
-    arena.build_ended_ago();
-    arena.seal(&[&root]);
+    ws.build_ended_ago();
+    ws.seal(&[&root]);
     let (mut none, mut complete) = (0, 0);
     for i in 0..40u64 {
-        let out = arena.dir.path().join("outside").join(format!("k{i}"));
+        let out = ws.dir.path().join("outside").join(format!("k{i}"));
         let child = spawn(&[
             "save".as_ref(),
             "--root".as_ref(),
             root.as_os_str(),
             "--state".as_ref(),
-            arena.state().as_os_str(),
+            ws.state().as_os_str(),
             "--output".as_ref(),
             out.as_os_str(),
         ]);
         let finished = kill_after(child, i * i * 2500);
         let pack = out.join("checkpoint.nckp");
         if pack.exists() {
-            let v = run_args(&["verify", out.to_str().unwrap()]);
+            let v = run_strs(&["verify", out.to_str().unwrap()]);
             assert_eq!(
                 v.code,
                 0,
@@ -759,13 +740,13 @@ fn killed_save_leaves_no_checkpoint_or_a_valid_one() {
         }
         // A save after the kill, into the same directory, succeeds.
         if i % 8 == 0 {
-            arena.run_save(&out).assert_code(0, "save after a kill");
-            assert_eq!(run_args(&["verify", out.to_str().unwrap()]).code, 0);
+            ws.run_save(&out).assert_code(0, "save after a kill");
+            assert_eq!(run_strs(&["verify", out.to_str().unwrap()]).code, 0);
             assert_eq!(leftovers(&out), vec!["checkpoint.nckp".to_string()]);
         }
         let _ = std::fs::remove_dir_all(&out);
     }
-    arena.check("killed saves");
+    ws.check("killed saves");
     eprintln!("killed saves: {none} left nothing, {complete} left a complete checkpoint");
     assert!(
         none > 0,
@@ -798,10 +779,10 @@ fn shape(root: &Path) -> Vec<(Vec<u8>, String)> {
 /// snapshot and save fail with exit 11. Never a silently half-restored tree.
 #[test]
 fn killed_restore_is_detected_by_the_next_step() {
-    let mut arena = Workspace::new();
-    let root = arena.root();
+    let mut ws = Workspace::new();
+    let root = ws.root();
     populate_sources(&root);
-    arena.run_snapshot().assert_code(0, "snapshot");
+    ws.run_snapshot().assert_code(0, "snapshot");
     for d in 0..20 {
         std::fs::create_dir_all(root.join(format!("out/d{d}"))).unwrap();
         for i in 0..100 {
@@ -813,22 +794,20 @@ fn killed_restore_is_detected_by_the_next_step() {
         }
     }
     std::fs::write(root.join("out/large"), random_bytes(16 << 20, 5)).unwrap();
-    let cp = arena.store().join("cp");
-    arena.run_save(&cp).assert_code(0, "save");
-    reset_root(&arena);
+    let cp = ws.store().join("cp");
+    ws.run_save(&cp).assert_code(0, "save");
+    reset_root(&ws);
     let untouched = shape(&root);
     let started = std::time::Instant::now();
-    arena
-        .run_restore(&cp, &[])
-        .assert_code(0, "reference restore");
+    ws.run_restore(&cp, &[]).assert_code(0, "reference restore");
     // How long a whole restore takes here: a debug or a release build (the
     // check phase of nix/package.nix), a loaded machine or not.
     let span_us = (started.elapsed().as_micros() as u64).max(2_000);
     let complete = shape(&root);
-    arena.seal(&[]);
+    ws.seal(&[]);
     let (mut before, mut after, mut interrupted) = (0, 0, 0);
     for i in 0..40u64 {
-        reset_root(&arena);
+        reset_root(&ws);
         let child = spawn(&[
             "restore".as_ref(),
             "--root".as_ref(),
@@ -844,13 +823,13 @@ fn killed_restore_is_detected_by_the_next_step() {
             interrupted += 1;
             assert!(!finished);
             for (what, run) in [
-                ("restore", arena.run_restore(&cp, &[])),
+                ("restore", ws.run_restore(&cp, &[])),
                 (
                     "restore --fallback-on-error",
-                    arena.run_restore(&cp, &["--fallback-on-error"]),
+                    ws.run_restore(&cp, &["--fallback-on-error"]),
                 ),
-                ("snapshot", arena.run_snapshot()),
-                ("save", arena.run_save(&arena.store().join("x"))),
+                ("snapshot", ws.run_snapshot()),
+                ("save", ws.run_save(&ws.store().join("x"))),
             ] {
                 run.assert_code(11, &format!("{what} after a restore killed at {delay} us"));
             }
@@ -863,7 +842,7 @@ fn killed_restore_is_detected_by_the_next_step() {
             );
             after += 1;
         }
-        arena.check("killed restore");
+        ws.check("killed restore");
     }
     eprintln!("killed restores: {before} before the first write, {interrupted} detected (exit 11), {after} complete");
     assert!(
@@ -879,7 +858,7 @@ fn killed_restore_is_detected_by_the_next_step() {
 /// bounded memory: the blob is streamed, not held whole.
 #[test]
 fn large_blob_restores_in_bounded_memory() {
-    let mut arena = Workspace::new();
+    let mut ws = Workspace::new();
     let size: u64 = 2 << 30;
     let mut enc = zstd::stream::write::Encoder::new(Vec::new(), 1).unwrap();
     let mut hasher = xxhash_rust::xxh3::Xxh3::new();
@@ -890,7 +869,7 @@ fn large_blob_restores_in_bounded_memory() {
     }
     let stored = enc.finish().unwrap();
     let hash = hasher.digest128();
-    let mut pack = RawPack::new(&arena.root_bytes());
+    let mut pack = RawPack::new(&ws.root_bytes());
     pack.after.push(RawEntry {
         node: RawNode::File { size, hash },
         ..RawEntry::file(b"huge.o", b"")
@@ -902,15 +881,13 @@ fn large_blob_restores_in_bounded_memory() {
         zstd: true,
         checksum: hash,
     });
-    let dir = arena.put_pack("huge", &pack.to_bytes());
-    arena.seal(&[]);
-    let run = arena.run_restore(&dir, &[]);
+    let dir = ws.put_pack("huge", &pack.to_bytes());
+    ws.seal(&[]);
+    let run = ws.run_restore(&dir, &[]);
     run.assert_code(0, "huge");
-    arena.check("huge");
+    ws.check("huge");
     assert_eq!(
-        std::fs::metadata(arena.root().join("huge.o"))
-            .unwrap()
-            .len(),
+        std::fs::metadata(ws.root().join("huge.o")).unwrap().len(),
         size
     );
     eprintln!("restore of a 2 GiB blob: peak RSS {} KiB", run.max_rss_kib);
@@ -919,7 +896,7 @@ fn large_blob_restores_in_bounded_memory() {
         "restore of a 2 GiB blob: {} KiB",
         run.max_rss_kib
     );
-    std::fs::remove_file(arena.root().join("huge.o")).unwrap();
+    std::fs::remove_file(ws.root().join("huge.o")).unwrap();
 }
 
 /// One million files: snapshot and save stay within a memory budget.
@@ -927,10 +904,10 @@ fn large_blob_restores_in_bounded_memory() {
 #[test]
 #[ignore]
 fn million_files_in_bounded_memory() {
-    let mut arena = Workspace::new();
+    let mut ws = Workspace::new();
     // Timed below: the snapshot and save alone.
-    arena.dating = false;
-    let root = arena.root();
+    ws.dating = false;
+    let root = ws.root();
     let _m = if is_root() && mount_tmpfs(&root, "size=2g,nr_inodes=2000000") {
         Some(Mount(root.clone()))
     } else {
@@ -949,7 +926,7 @@ fn million_files_in_bounded_memory() {
         start.elapsed().as_secs_f64()
     );
     let start = std::time::Instant::now();
-    let run = arena.run_snapshot();
+    let run = ws.run_snapshot();
     run.assert_code(0, "snapshot");
     eprintln!(
         "snapshot of 1,000,000 files: {:.1} s, peak RSS {} MiB",
@@ -963,7 +940,7 @@ fn million_files_in_bounded_memory() {
     );
     std::fs::write(root.join("d000/new.o"), "product").unwrap();
     let start = std::time::Instant::now();
-    let run = arena.run_save(&arena.store().join("cp"));
+    let run = ws.run_save(&ws.store().join("cp"));
     run.assert_code(0, "save");
     eprintln!(
         "save of 1,000,000 files: {:.1} s, peak RSS {} MiB",
@@ -984,14 +961,14 @@ fn million_files_in_bounded_memory() {
 /// checkpoint was written".
 #[test]
 fn relative_state_path_without_a_directory() {
-    let arena = Workspace::new();
-    populate_sources(&arena.root());
+    let ws = Workspace::new();
+    populate_sources(&ws.root());
     let mut cmd = Command::new(bin());
-    cmd.current_dir(arena.dir.path())
+    cmd.current_dir(ws.dir.path())
         .args(["snapshot", "--root", "build", "--state", "state"]);
     let run = run_cmd(cmd);
     run.assert_code(0, "relative state");
-    assert!(arena.dir.path().join("state").is_file());
+    assert!(ws.dir.path().join("state").is_file());
 }
 
 /// Bug (found by fuzz/merge_plan): a checkpoint whose product mtime is
@@ -1043,32 +1020,32 @@ fn fuzz_fresh_mtime_saturates_at_i64_max() {
 /// regular file", tree untouched.
 #[test]
 fn fifo_in_place_of_the_pack_does_not_hang() {
-    let mut arena = Workspace::new();
-    populate_sources(&arena.root());
-    let dir = arena.store().join("fifo");
+    let mut ws = Workspace::new();
+    populate_sources(&ws.root());
+    let dir = ws.store().join("fifo");
     std::fs::create_dir_all(&dir).unwrap();
     mkfifo(&dir.join("checkpoint.nckp"));
-    arena.seal(&[&arena.root()]);
-    let run = with_timeout(|| arena.run_restore(&dir, &[]), "restore from a fifo");
+    ws.seal(&[&ws.root()]);
+    let run = with_timeout(|| ws.run_restore(&dir, &[]), "restore from a fifo");
     run.assert_code(7, "fifo pack")
         .assert_stderr_has("not a regular file", "fifo pack");
     let run = with_timeout(
-        || arena.run_restore(&dir, &["--fallback-on-error"]),
+        || ws.run_restore(&dir, &["--fallback-on-error"]),
         "restore from a fifo",
     );
     run.assert_code(3, "fifo pack, fallback")
         .assert_stderr_has("NOTHING RESTORED", "fifo pack, fallback")
         .assert_stderr_has("not a regular file", "fifo pack, fallback");
-    arena.check("fifo pack");
+    ws.check("fifo pack");
     // The same for the state file read by save.
-    mkfifo(&arena.state());
-    arena.seal(&[&arena.root()]);
+    mkfifo(&ws.state());
+    ws.seal(&[&ws.root()]);
     let run = with_timeout(
-        || arena.run_save(&arena.dir.path().join("outside/cp")),
+        || ws.run_save(&ws.dir.path().join("outside/cp")),
         "save from a fifo state",
     );
     run.assert_code(4, "fifo state");
-    arena.check("fifo state");
+    ws.check("fifo state");
 }
 
 // ------------------------------------------------------------- clock skew
@@ -1182,16 +1159,12 @@ fn clock_skewed_checkpoint_still_relinks_with_ninja() {
 /// 3 with `--fallback-on-error`, the tree untouched; `verify` agrees.
 #[test]
 fn checkpoint_entry_at_a_name_the_scan_leaves_out_is_refused_before_the_first_write() {
-    let mut arena = Workspace::new();
-    populate_sources(&arena.root());
-    std::fs::write(
-        arena.root().join("env-vars"),
-        "declare -x out=/nix/store/x\n",
-    )
-    .unwrap();
-    std::fs::write(arena.root().join(".nix-checkpoint-state"), "state").unwrap();
-    std::fs::write(arena.root().join(".attr-0"), "attr").unwrap();
-    let root = arena.root_bytes();
+    let mut ws = Workspace::new();
+    populate_sources(&ws.root());
+    std::fs::write(ws.root().join("env-vars"), "declare -x out=/nix/store/x\n").unwrap();
+    std::fs::write(ws.root().join(".nix-checkpoint-state"), "state").unwrap();
+    std::fs::write(ws.root().join(".attr-0"), "attr").unwrap();
+    let root = ws.root_bytes();
     let mut dirs = Vec::new();
     for (i, name) in [
         &b"env-vars"[..],
@@ -1209,26 +1182,24 @@ fn checkpoint_entry_at_a_name_the_scan_leaves_out_is_refused_before_the_first_wr
         );
         dirs.push((
             String::from_utf8_lossy(name).into_owned(),
-            arena.put_pack(&format!("excl{i}"), &pack.to_bytes()),
+            ws.put_pack(&format!("excl{i}"), &pack.to_bytes()),
         ));
     }
-    arena.seal(&[]);
-    let tree = picture(&arena.root());
+    ws.seal(&[]);
+    let tree = picture(&ws.root());
     for (name, dir) in &dirs {
-        arena
-            .run_restore(dir, &[])
+        ws.run_restore(dir, &[])
             .assert_code(8, name)
             .assert_stderr_has(name, name)
             .assert_stderr_has("reserved", name);
-        arena
-            .run_restore(dir, &["--fallback-on-error"])
+        ws.run_restore(dir, &["--fallback-on-error"])
             .assert_code(3, name)
             .assert_stderr_has("NOTHING RESTORED", name);
-        let run = run_args(&["verify", dir.to_str().unwrap()]);
+        let run = run_strs(&["verify", dir.to_str().unwrap()]);
         run.assert_code(8, name).assert_stderr_has("reserved", name);
-        assert_same(name, &tree, &picture(&arena.root()));
-        assert!(!arena.root().join(MARKER).exists());
-        arena.check(name);
+        assert_same(name, &tree, &picture(&ws.root()));
+        assert!(!ws.root().join(MARKER).exists());
+        ws.check(name);
     }
 }
 
@@ -1239,9 +1210,9 @@ fn checkpoint_entry_at_a_name_the_scan_leaves_out_is_refused_before_the_first_wr
 /// moving the future ones back would land the oldest before 1901).
 #[test]
 fn verify_says_intact_only_for_packs_restore_accepts() {
-    let mut arena = Workspace::new();
-    populate_sources(&arena.root());
-    let root = arena.root_bytes();
+    let mut ws = Workspace::new();
+    populate_sources(&ws.root());
+    let root = ws.root_bytes();
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
@@ -1265,27 +1236,26 @@ fn verify_says_intact_only_for_packs_restore_accepts() {
     ];
     let mut dirs = Vec::new();
     for (i, (name, pack, reason)) in cases.into_iter().enumerate() {
-        let dir = arena.put_pack(&format!("v{i}"), &sorted(pack).to_bytes());
+        let dir = ws.put_pack(&format!("v{i}"), &sorted(pack).to_bytes());
         dirs.push((name, dir, reason));
     }
-    arena.seal(&[]);
+    ws.seal(&[]);
     for (name, dir, reason) in &dirs {
-        let verify = run_args(&["verify", dir.to_str().unwrap()]);
+        let verify = run_strs(&["verify", dir.to_str().unwrap()]);
         verify.assert_code(8, name).assert_stderr_has(reason, name);
         assert!(
             !verify.stderr.contains("intact"),
             "{name}: {}",
             verify.stderr
         );
-        arena
-            .run_restore(dir, &[])
+        ws.run_restore(dir, &[])
             .assert_code(8, name)
             .assert_stderr_has(reason, name);
-        arena.check(name);
+        ws.check(name);
     }
     // And a sound pack is both intact and restorable.
-    let dir = arena.put_pack("sound", &sound_pack(&root).to_bytes());
-    run_args(&["verify", dir.to_str().unwrap()])
+    let dir = ws.put_pack("sound", &sound_pack(&root).to_bytes());
+    run_strs(&["verify", dir.to_str().unwrap()])
         .assert_code(0, "sound")
         .assert_stderr_has("intact and restorable", "sound");
 }
@@ -1298,18 +1268,18 @@ fn verify_says_intact_only_for_packs_restore_accepts() {
 /// exit 0, and the fifos are never opened.
 #[test]
 fn special_file_in_the_new_tree_where_the_checkpoint_writes_is_skipped() {
-    let mut arena = Workspace::new();
-    let root = arena.root();
+    let mut ws = Workspace::new();
+    let root = ws.root();
     std::fs::create_dir(root.join("d")).unwrap();
     std::fs::write(root.join("d/a"), "A").unwrap();
     mkfifo(&root.join("d/fifo"));
     mkfifo(&root.join("p.o"));
-    let mut pack = RawPack::new(&arena.root_bytes())
+    let mut pack = RawPack::new(&ws.root_bytes())
         .with_file(b"p.o", b"product")
         .with_file(b"q.o", b"other product");
     pack.before = vec![RawEntry::dir(b"d"), RawEntry::file(b"d/a", b"A")];
-    let dir = arena.put_pack("fifo", &sorted(pack).to_bytes());
-    arena.seal(&[]);
+    let dir = ws.put_pack("fifo", &sorted(pack).to_bytes());
+    ws.seal(&[]);
     let run = with_timeout(
         {
             let root = root.clone();
@@ -1335,7 +1305,7 @@ fn special_file_in_the_new_tree_where_the_checkpoint_writes_is_skipped() {
     assert!(!root.join("d/a").exists(), "what B deleted goes");
     assert_eq!(std::fs::read(root.join("q.o")).unwrap(), b"other product");
     assert!(!root.join(MARKER).exists());
-    arena.check("fifos");
+    ws.check("fifos");
 }
 
 /// Finding 4 of #12: a file of the new tree hard-linked to a file outside
@@ -1345,9 +1315,9 @@ fn special_file_in_the_new_tree_where_the_checkpoint_writes_is_skipped() {
 /// (exit 3, nothing restored). Either way the outside file is untouched.
 #[test]
 fn hard_link_to_a_file_outside_the_tree_is_never_retimed() {
-    let mut arena = Workspace::new();
-    let root = arena.root();
-    let outside = arena.dir.path().join("outside");
+    let mut ws = Workspace::new();
+    let root = ws.root();
+    let outside = ws.dir.path().join("outside");
     std::fs::create_dir(&outside).unwrap();
     std::fs::write(outside.join("h.c"), "int h;\n").unwrap();
     let odd = filetime::FileTime::from_unix_time(1_500_000_000, 123_456_789);
@@ -1356,7 +1326,7 @@ fn hard_link_to_a_file_outside_the_tree_is_never_retimed() {
     std::fs::write(root.join("k.c"), "int k;\n").unwrap();
 
     // Unchanged since P; B re-times it to 1 s.
-    let mut pack = RawPack::new(&arena.root_bytes()).with_file(b"p.o", b"product");
+    let mut pack = RawPack::new(&ws.root_bytes()).with_file(b"p.o", b"product");
     pack.before = vec![
         RawEntry::file(b"h.c", b"int h;\n"),
         RawEntry::file(b"k.c", b"int k;\n"),
@@ -1365,26 +1335,24 @@ fn hard_link_to_a_file_outside_the_tree_is_never_retimed() {
         .push(RawEntry::file(b"h.c", b"int h;\n").with_mtime(1, 0));
     pack.after
         .push(RawEntry::file(b"k.c", b"int k;\n").with_mtime(1, 0));
-    let unchanged = arena.put_pack("unchanged", &sorted(pack.clone()).to_bytes());
+    let unchanged = ws.put_pack("unchanged", &sorted(pack.clone()).to_bytes());
     // Changed since P: it would need the fresh mtime.
     pack.before[0] = RawEntry::file(b"h.c", b"int old_h;\n");
     pack.after[1] = RawEntry::file(b"h.c", b"int old_h;\n").with_mtime(1, 0);
-    let changed = arena.put_pack("changed", &sorted(pack).to_bytes());
-    arena.seal(&[&outside]);
+    let changed = ws.put_pack("changed", &sorted(pack).to_bytes());
+    ws.seal(&[&outside]);
 
     let tree = picture(&root);
-    arena
-        .run_restore(&changed, &[])
+    ws.run_restore(&changed, &[])
         .assert_code(3, "changed")
         .assert_stderr_has("hard link to a file outside", "changed");
     assert_same("changed", &tree, &picture(&root));
-    arena.check("changed");
+    ws.check("changed");
 
-    arena
-        .run_restore(&unchanged, &[])
+    ws.run_restore(&unchanged, &[])
         .assert_code(0, "unchanged")
         .assert_stderr_has("hard links", "unchanged");
-    arena.check("unchanged");
+    ws.check("unchanged");
     let mtime = |p: &Path| filetime::FileTime::from_last_modification_time(&p.metadata().unwrap());
     assert_eq!(mtime(&outside.join("h.c")), odd);
     assert_eq!(
@@ -1404,22 +1372,15 @@ fn hard_link_to_a_file_outside_the_tree_is_never_retimed() {
 /// byte for byte one of the two complete packs, and it verifies.
 #[test]
 fn concurrent_saves_into_one_output_leave_a_complete_pack() {
-    let mut arena = Workspace::new();
-    let roots = [arena.root(), arena.dir.path().join("outside/build2")];
-    let states = [arena.state(), arena.dir.path().join("outside/state2")];
-    let shared = arena.dir.path().join("outside/shared");
+    let mut ws = Workspace::new();
+    let roots = [ws.root(), ws.dir.path().join("outside/build2")];
+    let states = [ws.state(), ws.dir.path().join("outside/state2")];
+    let shared = ws.dir.path().join("outside/shared");
     let mut references = Vec::new();
     for (i, (root, state)) in roots.iter().zip(&states).enumerate() {
         std::fs::create_dir_all(root).unwrap();
         populate_sources(root);
-        run(&[
-            "snapshot".as_ref(),
-            "--root".as_ref(),
-            root.as_os_str(),
-            "--state".as_ref(),
-            state.as_os_str(),
-        ])
-        .assert_code(0, "snapshot");
+        run(&snapshot_args(root, state)).assert_code(0, "snapshot");
         std::fs::create_dir(root.join("out")).unwrap();
         for f in 0..200 {
             std::fs::write(
@@ -1428,12 +1389,12 @@ fn concurrent_saves_into_one_output_leave_a_complete_pack() {
             )
             .unwrap();
         }
-        let reference = arena.dir.path().join(format!("outside/ref{i}"));
+        let reference = ws.dir.path().join(format!("outside/ref{i}"));
         run(&save_args(root, state, &reference)).assert_code(0, "reference save");
         references.push(std::fs::read(reference.join("checkpoint.nckp")).unwrap());
     }
     assert_ne!(references[0], references[1]);
-    arena.seal(&[&roots[0], &roots[1]]);
+    ws.seal(&[&roots[0], &roots[1]]);
     let check = |what: &str| {
         let pack = std::fs::read(shared.join("checkpoint.nckp")).unwrap();
         assert!(
@@ -1441,7 +1402,7 @@ fn concurrent_saves_into_one_output_leave_a_complete_pack() {
             "{what}: not one of the two complete packs"
         );
         assert_eq!(
-            run_args(&["verify", shared.to_str().unwrap()]).code,
+            run_strs(&["verify", shared.to_str().unwrap()]).code,
             0,
             "{what}"
         );
@@ -1471,7 +1432,7 @@ fn concurrent_saves_into_one_output_leave_a_complete_pack() {
         check(&format!("kill round {round}"));
     }
     eprintln!("concurrent saves: 12 rounds of two, 8 with one killed ({killed_mid_write} before it finished)");
-    arena.check("concurrent saves");
+    ws.check("concurrent saves");
 }
 
 /// Finding 6 of #12: `inspect --list` printed checkpoint-controlled names
@@ -1480,9 +1441,9 @@ fn concurrent_saves_into_one_output_leave_a_complete_pack() {
 /// lossy too). Now every name and target is escaped unambiguously.
 #[test]
 fn inspect_list_escapes_checkpoint_names() {
-    let arena = Workspace::new();
+    let ws = Workspace::new();
     let pack = sorted(
-        RawPack::new(&arena.root_bytes())
+        RawPack::new(&ws.root_bytes())
             .with_file(
                 b"a\nproduct   file    644          1 1.000000000 forged",
                 b"1",
@@ -1492,10 +1453,10 @@ fn inspect_list_escapes_checkpoint_names() {
             .with_file(b"n\xfe", b"4")
             .with_symlink(b"link", b"t\x1b]0;title\x07"),
     );
-    let dir = arena.put_pack("names", &pack.to_bytes());
-    let list = run_args(&["inspect", "--list", dir.to_str().unwrap()]);
+    let dir = ws.put_pack("names", &pack.to_bytes());
+    let list = run_strs(&["inspect", "--list", dir.to_str().unwrap()]);
     list.assert_code(0, "inspect --list");
-    let json = run_args(&["--json", "inspect", dir.to_str().unwrap()]);
+    let json = run_strs(&["--json", "inspect", dir.to_str().unwrap()]);
     json.assert_code(0, "inspect --json");
     let parsed: serde_json::Value = serde_json::from_str(&json.stdout).unwrap();
     let json_text: String = parsed["entries"]

@@ -383,7 +383,8 @@ impl Workspace {
     /// A fresh, empty build root (like a new sandbox).
     pub fn fresh_root(&self) -> PathBuf {
         let root = self.root();
-        if root.exists() {
+        // A symlink at the root (a hostile case plants one) goes too.
+        if std::fs::symlink_metadata(&root).is_ok() {
             make_writable(&root);
             std::fs::remove_dir_all(&root).unwrap();
         }
@@ -463,8 +464,7 @@ impl Workspace {
     /// Runs nix-checkpoint with `args` in a clean environment, as a [`Run`]:
     /// what it prints then depends on nothing but its arguments and files.
     pub fn run_clean(&self, args: &[&str]) -> Run {
-        let args: Vec<&std::ffi::OsStr> = args.iter().map(std::ffi::OsStr::new).collect();
-        run(&args)
+        run_strs(args)
     }
 
     /// Insta settings that replace what varies from run to run: this
@@ -583,13 +583,7 @@ impl Workspace {
         let root = self.root();
         let state = self.state();
         self.note_snapshot_time();
-        run(&[
-            "snapshot".as_ref(),
-            "--root".as_ref(),
-            root.as_os_str(),
-            "--state".as_ref(),
-            state.as_os_str(),
-        ])
+        run(&snapshot_args(&root, &state))
     }
 
     /// `save` of the root into `output`, the products dated as of a build
@@ -598,6 +592,23 @@ impl Workspace {
         self.build_ended_ago();
         run(&save_args(&self.root(), &self.state(), output))
     }
+}
+
+/// The arguments of `snapshot` of `root` into `state`.
+pub fn snapshot_args<'a>(root: &'a Path, state: &'a Path) -> Vec<&'a std::ffi::OsStr> {
+    vec![
+        "snapshot".as_ref(),
+        "--root".as_ref(),
+        root.as_os_str(),
+        "--state".as_ref(),
+        state.as_os_str(),
+    ]
+}
+
+/// `run` with string arguments.
+pub fn run_strs(args: &[&str]) -> Run {
+    let args: Vec<&std::ffi::OsStr> = args.iter().map(std::ffi::OsStr::new).collect();
+    run(&args)
 }
 
 /// The arguments of `save` of `root` into `output`.
