@@ -18,5 +18,8 @@ NIX_CHECKPOINT_TESTS_REQUIRE_TOOLS=1 cargo test --locked --test it -- --ignored 
 echo "== static release binary"
 bin=$(./scripts/build-static.sh)
 
+echo "== the stand-in stdenv behaves as nixpkgs' where a checkpoint can see it"
+./tests/nix/standin-selftest.sh
+
 echo "== Nix end-to-end tests (sandboxed nix-build)"
 NIX_CHECKPOINT_BIN=$bin ./tests/nix/run.sh
