@@ -238,12 +238,11 @@ pub fn run(
         // Refused before the first write: say which checkpoint and what to
         // do, like every other unsafe checkpoint, and honour the fallback.
         Err(e @ crate::apply::ApplyError::UnsafePlan { .. }) => {
-            let e = CheckpointError::Unsafe {
-                role: crate::checkpoint::Role::Checkpoint,
-                path: reader.path().to_owned(),
-                op: crate::checkpoint::error::Op::CheckRestorePlan,
-                detail: crate::checkpoint::error::DecodeError::Unrestorable(e.to_string()).into(),
-            };
+            let e = super::verify::unrestorable(
+                &reader,
+                crate::checkpoint::error::Op::CheckRestorePlan,
+                e.to_string(),
+            );
             return unusable(e, warnings);
         }
         Err(e) => return Err(e.into()),

@@ -26,18 +26,34 @@ pub fn run(checkpoint: &Path, started: Instant) -> Result<Outcome, Error> {
 pub(super) fn check_restorable(reader: &PackReader, now: Timestamp) -> Result<(), CheckpointError> {
     let cp = reader.checkpoint();
     let root = Path::new(std::ffi::OsStr::from_bytes(&cp.info.root));
-    crate::apply::check_checkpoint(root, &cp.after, now).map_err(|e| CheckpointError::Unsafe {
-        role: Role::Checkpoint,
-        path: reader.path().to_owned(),
-        op: crate::checkpoint::error::Op::CheckRestorable,
-        detail: crate::checkpoint::error::DecodeError::Unrestorable(match e {
+    crate::apply::check_checkpoint(root, &cp.after, now).map_err(|e| {
+        let detail = match e {
             crate::apply::ApplyError::UnsafePlan { path, reason, .. } => {
                 format!("{}: {reason}", path.display())
             }
             other => other.to_string(),
-        })
-        .into(),
+        };
+        unrestorable(
+            reader,
+            crate::checkpoint::error::Op::CheckRestorable,
+            detail,
+        )
     })
+}
+
+/// The checkpoint of `reader` is unsafe: restore refuses it (`detail` says
+/// why) before its first write.
+pub(super) fn unrestorable(
+    reader: &PackReader,
+    op: crate::checkpoint::error::Op,
+    detail: String,
+) -> CheckpointError {
+    CheckpointError::Unsafe {
+        role: Role::Checkpoint,
+        path: reader.path().to_owned(),
+        op,
+        detail: crate::checkpoint::error::DecodeError::Unrestorable(detail).into(),
+    }
 }
 
 use std::os::unix::ffi::OsStrExt;

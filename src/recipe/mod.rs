@@ -500,10 +500,14 @@ fn replace_all(haystack: &[u8], needle: &[u8], with: &[u8]) -> Vec<u8> {
     out
 }
 
-/// Splits at runs of white space and `:` (the separators of flag lists and
-/// search paths): `(separator before, word)` pairs.
+/// White space and `:`: the separators of flag lists and search paths.
+fn is_sep(b: u8) -> bool {
+    b.is_ascii_whitespace() || b == b':'
+}
+
+/// Splits at runs of separators ([`is_sep`]): `(separator before, word)`
+/// pairs.
 fn split_words(value: &[u8]) -> Vec<(&[u8], &[u8])> {
-    let is_sep = |b: u8| b.is_ascii_whitespace() || b == b':';
     let mut out = Vec::new();
     let mut i = 0;
     while i < value.len() {
@@ -567,10 +571,9 @@ impl Noise {
             }
         }
         // Separators left at either end by a dropped word.
-        let is_sep = |b: &u8| b.is_ascii_whitespace() || *b == b':';
-        let end = out.iter().rposition(|b| !is_sep(b)).map_or(0, |i| i + 1);
+        let end = out.iter().rposition(|&b| !is_sep(b)).map_or(0, |i| i + 1);
         out.truncate(end);
-        let start = out.iter().position(|b| !is_sep(b)).unwrap_or(out.len());
+        let start = out.iter().position(|&b| !is_sep(b)).unwrap_or(out.len());
         out.drain(..start);
         out
     }

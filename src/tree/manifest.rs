@@ -31,7 +31,7 @@ impl Timestamp {
     }
 
     /// The timestamp `nanos` after the epoch, saturating at `i64` seconds.
-    pub fn from_nanos(nanos: i128) -> Self {
+    fn from_nanos(nanos: i128) -> Self {
         let secs = nanos.div_euclid(1_000_000_000);
         let nanos = nanos.rem_euclid(1_000_000_000) as u32;
         if secs > i64::MAX as i128 {

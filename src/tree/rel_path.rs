@@ -88,6 +88,7 @@ impl RelPath {
     }
 
     /// `self/name`, validated.
+    #[cfg(test)]
     pub fn join(&self, name: &[u8]) -> Result<RelPath, PathError> {
         let mut bytes = Vec::with_capacity(self.0.len() + 1 + name.len());
         bytes.extend_from_slice(&self.0);
